@@ -196,6 +196,9 @@ class NetConfig:
                                           zip(self.pes, self.sizes[1:])):
             raise ConfigError(f"processing elements {self.pes} not allowed: one count per layer, "
                               f"each between 1 and the layer's size")
+        if self.act_format.int_bits < 2:
+            raise ConfigError(f"activation format {self.act_format} cannot hold the bias input "
+                              f"1.0: give it at least 2 integer bits (sign included)")
         if not 0 <= self.master_extra_bits <= 16:
             raise ConfigError("master-weight extra bits must be 0..16")
         if self.master_format.width > 32:
@@ -203,10 +206,10 @@ class NetConfig:
                               f"use fewer extra bits or a narrower weight format")
         if not 0 <= self.lr_shift <= 24:
             raise ConfigError(f"learning-rate shift {self.lr_shift} not allowed: 0..24")
-        if self.update_shift > 32:
-            raise ConfigError(f"the weight update drops {self.update_shift} bits, more than the "
-                              f"32 random bits of the LFSR: raise master_extra_bits or lower "
-                              f"lr_shift")
+        if not 1 <= self.update_shift <= 32:
+            raise ConfigError(f"the weight update would drop {self.update_shift} bits of the "
+                              f"gradient; it must drop 1..32 (the LFSR gives 32 random bits): "
+                              f"change lr_shift or master_extra_bits")
         if not 1 <= self.max_batch <= 65536:
             raise ConfigError("max_batch must be 1..65536")
         widest = max([self.gradient_acc_bits] + [self.forward_acc_bits(l) for l in

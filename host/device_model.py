@@ -249,12 +249,10 @@ class DeviceModel:
     def update(self, grads):
         """``W <- sat(W - round(2**-lr_shift * G))`` for every layer, rounding as configured."""
         cfg = self.cfg
-        s = cfg.update_shift
+        s = cfg.update_shift  # 1..32, checked by NetConfig
         for l in range(1, cfg.L + 1):
             G = grads[l - 1]
-            if s <= 0:
-                delta = G << -s
-            elif cfg.rounding == "nearest":
+            if cfg.rounding == "nearest":
                 delta = round_shift(G, s)
             else:
                 delta = (G + self._rounding_offsets(l, s)) >> s

@@ -1,0 +1,46 @@
+"""Fixed-point arithmetic as Amaranth expressions, the same operations as :mod:`.fixed`:
+round half up by a constant or variable shift, saturation into a format with an overflow flag."""
+
+from amaranth import Mux, Const, signed
+
+from .fixed import SQ
+
+__all__ = ["round_shift", "round_shift_var", "saturate", "derivative_scale", "blend"]
+
+
+def round_shift(value, shift):
+    """``value * 2**-shift`` rounded half up (constant ``shift``; left shift if ``<= 0``)."""
+    if shift <= 0:
+        return value << -shift
+    return (value + (1 << (shift - 1))) >> shift
+
+
+def round_shift_var(value, shift):
+    """Round half up by a run-time ``shift`` (an unsigned Value; 0 passes ``value`` through)."""
+    half = (Const(1, 17) << shift) >> 1
+    return (value + half) >> shift
+
+
+def saturate(value, fmt: SQ):
+    """``(clipped, overflowed)``: ``value`` clipped into ``fmt`` (a ``signed(fmt.width)``
+    Value) and a 1-bit flag."""
+    over = value > fmt.raw_max
+    under = value < fmt.raw_min
+    clipped = Mux(over, fmt.raw_max, Mux(under, fmt.raw_min, value))
+    return clipped.as_signed()[:fmt.width].as_signed(), over | under
+
+
+def derivative_scale(value, frac, code, act, fmt: SQ):
+    """``round(d * value)`` into ``fmt``'s fraction bits (not yet saturated), ``d`` given by its
+    2-bit code (0: zero, 1: one, 2: ``2**-act.shift``); ``value`` has ``frac`` bits."""
+    one = round_shift(value, frac - fmt.frac_bits)
+    if act.name == "leaky_relu":
+        slope = round_shift(value, frac + act.shift - fmt.frac_bits)
+        return Mux(code == 1, one, Mux(code == 2, slope, 0))
+    return Mux(code == 1, one, 0)
+
+
+def blend(old, target, h_shift, fmt: SQ):
+    """Relaxation write-back with step ``h = 2**-h_shift``: ``sat(old + round((target - old)
+    / 2**h_shift))`` (``target`` itself when ``h_shift`` is 0). Returns ``(value, saturated)``."""
+    return saturate(old + round_shift_var(target - old, h_shift), fmt)

@@ -1,0 +1,318 @@
+"""Layer engine: the chain of processing elements of one layer and its sequencer.
+
+One relaxation step of layer ``l`` issues, one column per cycle into the PE chain:
+
+1. forward, fold by fold, column by column: ``a_l, d_l <- f(W_l [a_{l-1}; 1])``, reading
+   ``a_{l-1}`` from the layer below (or ``x`` from the data memory for layer 1) and writing it
+   with ``d_{l-1}`` into the skew memory;
+2. backward (``l >= 2``), column by column with the folds inside: the partial sums of
+   ``W_l^T lam_l`` leave the chain's tail, are scaled by the (skewed) ``d_{l-1}`` and written as
+   the next ``lam_{l-1}`` of the layer below;
+3. gradient (when enabled): ``G_l (+)= lam_l [a_{l-1}; 1]^T`` with the skewed ``a_{l-1}``.
+
+Layer ``L`` also runs the output unit: ``lam_L <- d_L (a_L - y)``, the loss ``|a_L - y|^2`` and
+the correct-prediction test. The skew memory holds ``2(L-l+1) + 1`` slots of ``(a_{l-1},
+d_{l-1})``; in trace mode the read slot equals the write slot (no delay).
+"""
+
+from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
+from amaranth.lib import wiring, data
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .arith import derivative_scale, saturate
+from .pe import (ProcessingElement, control_layout, bits, OP_FORWARD, OP_BACKWARD,
+                 OP_GRADIENT, OP_UPDATE)
+
+__all__ = ["LayerEngine", "skew_depth"]
+
+
+def skew_depth(cfg, layer):
+    """Steps between a layer's forward pass over a sample and its gradient for that sample."""
+    return 2 * (cfg.L - layer + 1)
+
+
+class LayerEngine(wiring.Component):
+    """Layer ``layer`` (1-based) of ``cfg``.
+
+    Attributes
+    ----------
+    start, update_start : In(1)
+        Run one relaxation step / one weight update. ``done`` is high when idle.
+    gradient_on, overwrite : In(1)
+        This step accumulates gradients (``overwrite``: replacing the accumulator).
+    forward_valid, backward_valid, output_valid : In(1)
+        The step's sample is real (not a pipeline bubble): gates counters and lam writes.
+    slot_w, slot_r : In
+        Skew-memory slots written by the forward pass and read by backward and gradient.
+    src_addr, src_a, src_d :
+        Read port into the layer below (``a_{l-1}``, ``d_{l-1}``, one cycle latency); for layer
+        1 ``src_addr`` addresses the data memory from ``x_fwd_base`` / ``x_grad_base``.
+    rd_addr, rd_a, rd_d, rd_lam :
+        Read port of this layer's current registers (one cycle latency).
+    lam_in_* : sensitivity targets written by the layer above.
+    lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
+    y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
+    reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients).
+    sat_a, sat_lam, sat_w : saturation events this cycle.
+    """
+
+    def __init__(self, cfg, layer, data_addr_bits):
+        self.cfg, self.layer = cfg, layer
+        self.n_in, self.n = cfg.sizes[layer - 1], cfg.sizes[layer]
+        self.P = cfg.pes[layer - 1]
+        self.folds = -(-self.n // self.P)
+        self.C = cfg.row_length(layer)
+        self.depth = skew_depth(cfg, layer) + 1
+        af, sf, mf = cfg.act_format, cfg.sens_format, cfg.master_format
+        is_last = layer == cfg.L
+        ports = {
+            "start": In(1), "update_start": In(1), "done": Out(1),
+            "gradient_on": In(1), "overwrite": In(1), "forward_valid": In(1),
+            "backward_valid": In(1), "output_valid": In(1),
+            "h_shift": In(4), "lr_shift": In(5), "commit": In(1),
+            "slot_w": In(bits(self.depth)), "slot_r": In(bits(self.depth)),
+            "src_addr": Out(data_addr_bits if layer == 1 else bits(self.n_in)),
+            "src_a": In(signed(af.width)), "src_d": In(unsigned(2)),
+            "rd_addr": In(bits(self.n)), "rd_a": Out(signed(af.width)),
+            "rd_d": Out(unsigned(2)), "rd_lam": Out(signed(sf.width)),
+            "lam_in_valid": In(1), "lam_in_index": In(bits(self.n)),
+            "lam_in_value": In(signed(sf.width)),
+            "reg_we": In(1), "reg_kind": In(2), "reg_index": In(bits(self.n)),
+            "reg_value": In(signed(32)),
+            "mem_row": In(bits(self.n)), "mem_col": In(bits(self.C)), "w_we": In(1),
+            "w_wdata": In(signed(mf.width)), "w_rdata": Out(signed(mf.width)),
+            "g_rdata": Out(signed(cfg.gradient_acc_bits)),
+            "seed": In(32), "seed_load": In(1),
+            "sat_a": Out(8), "sat_lam": Out(8), "sat_w": Out(8),
+        }
+        if layer == 1:
+            ports.update({"x_fwd_base": In(data_addr_bits), "x_grad_base": In(data_addr_bits)})
+        else:
+            ports.update({"lam_out_valid": Out(1), "lam_out_index": Out(bits(self.n_in)),
+                          "lam_out_value": Out(signed(sf.width))})
+        if is_last:
+            ports.update({"y_addr": Out(data_addr_bits), "y_data": In(signed(af.width)),
+                          "y_base": In(data_addr_bits), "loss_add": Out(2 * af.width + 1),
+                          "loss_valid": Out(1), "correct_add": Out(1)})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, l, P, C, n, n_in = self.cfg, self.layer, self.P, self.C, self.n, self.n_in
+        af, sf = cfg.act_format, cfg.sens_format
+        folds = self.folds
+        ctl = control_layout(cfg, l)
+
+        pes = [ProcessingElement(cfg, l, p) for p in range(P)]
+        for p, pe in enumerate(pes):
+            m.submodules[f"pe{p}"] = pe
+            m.d.comb += [pe.commit.eq(self.commit), pe.h_shift.eq(self.h_shift),
+                         pe.lr_shift.eq(self.lr_shift), pe.seed.eq(self.seed),
+                         pe.seed_load.eq(self.seed_load)]
+            if p:
+                m.d.comb += [pe.ctl_in.eq(pes[p - 1].ctl_out), pe.psum_in.eq(pes[p - 1].psum_out)]
+
+        # Row r lives in PE r % P, fold r // P: constant tables for the demuxes.
+        pe_of = lambda count: Array([Const(r % P, bits(P)) for r in range(count)])
+        fold_of = lambda count: Array([Const(r // P, bits(folds)) for r in range(count)])
+
+        # -- read port of the current registers --------------------------------------------
+        regs = {kind: Array([getattr(pes[r % P], kind)[r // P] for r in range(n)])
+                for kind in ("a", "d", "lam")}
+        read_addr = Signal(bits(n))  # the output unit's while it runs, else rd_addr
+        output_busy = Signal()
+        m.d.sync += [self.rd_a.eq(regs["a"][read_addr]), self.rd_d.eq(regs["d"][read_addr]),
+                     self.rd_lam.eq(regs["lam"][read_addr])]
+
+        # -- sensitivity writes into this layer (from above, or the output unit) -------------
+        lam_valid, lam_index = Signal(), Signal(bits(n))
+        lam_value = Signal(signed(sf.width))
+        for p, pe in enumerate(pes):
+            m.d.comb += [pe.lam_we.eq(lam_valid & (pe_of(n)[lam_index] == p)),
+                         pe.lam_fold.eq(fold_of(n)[lam_index]), pe.lam_target.eq(lam_value),
+                         pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p)),
+                         pe.reg_kind.eq(self.reg_kind), pe.reg_fold.eq(fold_of(n)[self.reg_index]),
+                         pe.reg_value.eq(self.reg_value)]
+
+        # -- idle-time memory access ---------------------------------------------------------
+        mem_pe = Signal(bits(P))
+        m.d.sync += mem_pe.eq(pe_of(n)[self.mem_row])
+        for p, pe in enumerate(pes):
+            m.d.comb += [pe.mem_addr.eq(fold_of(n)[self.mem_row] * C + self.mem_col),
+                         pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p)),
+                         pe.w_wdata.eq(self.w_wdata)]
+        m.d.comb += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
+                     self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
+
+        # -- saturation events ---------------------------------------------------------------
+        sat_a = sum(pe.sat_a for pe in pes)
+        m.d.comb += [self.sat_a.eq(Mux(self.forward_valid, sat_a, 0)),
+                     self.sat_w.eq(sum(pe.sat_w for pe in pes))]
+        sat_lam_blend = sum(pe.sat_lam for pe in pes)
+        sat_lam_writer = Signal()
+
+        # -- skew memory of (a_{l-1}, d_{l-1}) -----------------------------------------------
+        if l > 1:
+            m.submodules.skew = skew = Memory(
+                shape=data.StructLayout({"a": signed(af.width), "d": unsigned(2)}),
+                depth=self.depth * n_in, init=[])
+            skew_wr, skew_grad, skew_tail = skew.write_port(), skew.read_port(), skew.read_port()
+
+        # -- sequencer -----------------------------------------------------------------------
+        fold, col = Signal(bits(folds)), Signal(bits(C))
+        issue = Signal(ctl)  # word being issued; its operand arrives next cycle
+        pending = Signal(ctl)
+        drain = Signal(range(P + 16))
+        one = Const(af.one, signed(af.width))
+        last_col, last_fold = col == C - 1, fold == folds - 1
+        gradient_on = Signal()
+
+        def next_fold_major(next_state):
+            with m.If(last_col):
+                m.d.sync += col.eq(0)
+                with m.If(last_fold):
+                    m.d.sync += fold.eq(0)
+                    m.next = next_state
+                with m.Else():
+                    m.d.sync += fold.eq(fold + 1)
+            with m.Else():
+                m.d.sync += col.eq(col + 1)
+
+        after_forward = "BACKWARD" if l > 1 else "GRADIENT"
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.done.eq(~(self.start | self.update_start))
+                with m.If(self.start):
+                    m.d.sync += [fold.eq(0), col.eq(0), gradient_on.eq(self.gradient_on)]
+                    m.next = "FORWARD"
+                with m.Elif(self.update_start):
+                    m.d.sync += [fold.eq(0), col.eq(0)]
+                    m.next = "UPDATE"
+            with m.State("FORWARD"):
+                m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_FORWARD), issue.first.eq(col == 0),
+                             issue.last.eq(last_col)]
+                next_fold_major(after_forward)
+            if l > 1:
+                with m.State("BACKWARD"):
+                    m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_BACKWARD),
+                                 issue.first.eq(fold == 0), issue.last.eq(last_fold)]
+                    with m.If(last_fold):
+                        m.d.sync += fold.eq(0)
+                        with m.If(col == n_in - 1):
+                            m.d.sync += col.eq(0)
+                            m.next = "GRADIENT"
+                        with m.Else():
+                            m.d.sync += col.eq(col + 1)
+                    with m.Else():
+                        m.d.sync += fold.eq(fold + 1)
+            with m.State("GRADIENT"):
+                with m.If(gradient_on):
+                    m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_GRADIENT),
+                                 issue.first.eq(col == 0), issue.last.eq(last_col),
+                                 issue.overwrite.eq(self.overwrite)]
+                    next_fold_major("DRAIN")
+                with m.Else():
+                    m.next = "DRAIN"
+                m.d.sync += drain.eq(0)
+            with m.State("UPDATE"):
+                m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_UPDATE), issue.first.eq(col == 0),
+                             issue.last.eq(last_col)]
+                next_fold_major("DRAIN")
+                m.d.sync += drain.eq(0)
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == P + 10):
+                    m.next = "WAIT_OUTPUT"
+            with m.State("WAIT_OUTPUT"):
+                with m.If(~output_busy):
+                    m.next = "IDLE"
+        m.d.comb += [issue.fold.eq(fold), issue.col.eq(col)]
+        m.d.sync += pending.eq(issue)
+
+        # Source addresses for the word being issued (data arrives with ``pending``).
+        if l == 1:
+            base = Mux(issue.op == OP_GRADIENT, self.x_grad_base, self.x_fwd_base)
+            m.d.comb += self.src_addr.eq(base + col)
+        else:
+            m.d.comb += [self.src_addr.eq(col),
+                         skew_grad.addr.eq(self.slot_r * n_in + col)]
+            m.d.comb += [skew_wr.addr.eq(self.slot_w * n_in + pending.col),
+                         skew_wr.data.a.eq(self.src_a), skew_wr.data.d.eq(self.src_d),
+                         skew_wr.en.eq(pending.valid & (pending.op == OP_FORWARD)
+                                       & (pending.fold == 0) & (pending.col < n_in))]
+        skewed_a = self.src_a if l == 1 else skew_grad.data.a
+        operand = Mux(pending.col == n_in, one,
+                      Mux(pending.op == OP_GRADIENT, skewed_a, self.src_a))
+        first_word = Signal(ctl)
+        m.d.sync += [first_word.eq(pending), first_word.operand.eq(operand)]
+        m.d.comb += pes[0].ctl_in.eq(first_word)
+
+        # -- backward tail: partial sums -> lam_{l-1} targets --------------------------------
+        if l > 1:
+            act_below = cfg.activations[l - 2]
+            tail = [Signal(ctl, name=f"tail{k}") for k in range(3)]
+            m.d.sync += [tail[0].eq(pes[-1].ctl_out), tail[1].eq(tail[0]), tail[2].eq(tail[1])]
+            at_tail = tail[2].valid & (tail[2].op == OP_BACKWARD) & tail[2].last
+            psum = Signal(signed(cfg.backward_acc_bits(l)))
+            t_valid, t_col = Signal(), Signal(bits(n_in))
+            m.d.comb += skew_tail.addr.eq(self.slot_r * n_in + tail[2].col)
+            m.d.sync += [t_valid.eq(at_tail), t_col.eq(tail[2].col), psum.eq(pes[-1].psum_out)]
+            target, sat = saturate(derivative_scale(psum, cfg.backward_frac, skew_tail.data.d,
+                                                    act_below, sf), sf)
+            m.d.sync += [self.lam_out_valid.eq(t_valid & self.backward_valid),
+                         self.lam_out_index.eq(t_col), self.lam_out_value.eq(target)]
+            m.d.comb += sat_lam_writer.eq(t_valid & self.backward_valid & sat)
+
+        # -- output unit (layer L) -----------------------------------------------------------
+        if l == cfg.L:
+            self._output_unit(m, read_addr, output_busy, lam_valid, lam_index, lam_value,
+                              sat_lam_writer)
+        else:
+            m.d.comb += [lam_valid.eq(self.lam_in_valid), lam_index.eq(self.lam_in_index),
+                         lam_value.eq(self.lam_in_value), read_addr.eq(self.rd_addr)]
+        m.d.comb += self.sat_lam.eq(sat_lam_blend + sat_lam_writer)
+        return m
+
+    def _output_unit(self, m, read_addr, output_busy, lam_valid, lam_index, lam_value,
+                     sat_lam_writer):
+        """``lam_L = d_L (a_L - y)`` row by row, the loss and the argmax comparison."""
+        cfg, n, af, sf = self.cfg, self.n, self.cfg.act_format, self.cfg.sens_format
+        row = Signal(bits(n + 1))
+        running = Signal()
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), row.eq(0)]
+        with m.Elif(running):
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == n - 1):
+                m.d.sync += running.eq(0)
+        m.d.comb += [self.y_addr.eq(self.y_base + row),
+                     read_addr.eq(Mux(running, row, self.rd_addr))]
+        # one cycle later: a_L[r], d_L[r], y[r]
+        got, got_row, last = Signal(), Signal(bits(n)), Signal()
+        m.d.sync += [got.eq(running), got_row.eq(row), last.eq(running & (row == n - 1))]
+        err = Signal(signed(af.width + 1))
+        m.d.comb += err.eq(self.rd_a - self.y_data)
+        target, sat = saturate(derivative_scale(err, af.frac_bits, self.rd_d,
+                                                cfg.activations[-1], sf), sf)
+        m.d.sync += [lam_valid.eq(got & self.output_valid), lam_index.eq(got_row),
+                     lam_value.eq(target)]
+        m.d.comb += sat_lam_writer.eq(got & self.output_valid & sat)
+        # loss: |a_L - y|^2, two cycles later
+        err_r, square = Signal(signed(af.width + 1)), Signal(2 * af.width + 1)
+        sq_valid, sq_valid2 = Signal(), Signal()
+        m.d.sync += [err_r.eq(err), square.eq(err_r * err_r),
+                     sq_valid.eq(got & self.output_valid), sq_valid2.eq(sq_valid)]
+        m.d.comb += [self.loss_add.eq(square), self.loss_valid.eq(sq_valid2)]
+        # correct: first largest output == first largest target
+        best_a, best_y = Signal(signed(af.width)), Signal(signed(af.width))
+        arg_a, arg_y = Signal(bits(n)), Signal(bits(n))
+        with m.If(got):
+            with m.If((got_row == 0) | (self.rd_a > best_a)):
+                m.d.sync += [best_a.eq(self.rd_a), arg_a.eq(got_row)]
+            with m.If((got_row == 0) | (self.y_data > best_y)):
+                m.d.sync += [best_y.eq(self.y_data), arg_y.eq(got_row)]
+        decide = Signal()
+        m.d.sync += decide.eq(last & self.output_valid)
+        m.d.comb += self.correct_add.eq(decide & (arg_a == arg_y))
+        m.d.comb += output_busy.eq(running | got | sq_valid | sq_valid2 | decide)

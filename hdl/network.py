@@ -1,0 +1,251 @@
+"""The relaxation network: every layer engine, the on-chip data set and the step controller.
+
+A relaxation step starts every layer engine at once; each reads only *current* registers and
+writes only *next* registers, and the step ends with one commit of all of them: the synchronous,
+atomic update of DESIGN.md section 1. Commands (:class:`~.regmap.Op`) arrive on a stream; an
+access bus reads and writes registers, weights, gradients, the data set and the status
+counters while the controller is idle (:mod:`.regmap`).
+
+Train mode pipelines an epoch: in step ``t`` of a batch (``t = 1 .. B + 2L``), layer ``l``'s
+forward pass works on sample ``t - l``, its sensitivity (and gradient) on sample
+``t - 2 - 2L + l``; gradients accumulate with the weights frozen, then the update is applied.
+"""
+
+from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
+from amaranth.lib import wiring, data, stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .layer import LayerEngine, skew_depth
+from .pe import bits
+from .regmap import Space, Status, Op, col_bits
+
+__all__ = ["RelaxationNetwork", "command_layout"]
+
+command_layout = data.StructLayout({
+    "op": 3, "count": 16, "sample": 16, "batch": 16, "h_shift": 4, "lr_shift": 5,
+    "gradient": 1, "seed": 32,
+})
+
+
+class RelaxationNetwork(wiring.Component):
+    """The accelerator core for ``cfg`` with room for ``samples`` training samples.
+
+    Attributes
+    ----------
+    cmd : In(stream of command_layout)
+        Accepted when idle.
+    busy : Out(1)
+    addr, wdata, we, re, rdata, rvalid :
+        Access bus; reads answer two cycles after ``re`` (``rvalid``).
+    """
+
+    def __init__(self, cfg, samples=2048):
+        self.cfg, self.samples = cfg, samples
+        self.x_depth = samples * cfg.sizes[0]
+        self.y_depth = samples * cfg.sizes[-1]
+        self.data_bits = bits(max(self.x_depth, self.y_depth))
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout)),
+            "busy": Out(1),
+            "addr": In(32), "wdata": In(64), "we": In(1), "re": In(1),
+            "rdata": Out(64), "rvalid": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, L = self.cfg, self.cfg.L
+        af = cfg.act_format
+        n0, nL = cfg.sizes[0], cfg.sizes[-1]
+
+        engines = [LayerEngine(cfg, l, self.data_bits) for l in range(1, L + 1)]
+        for l, e in enumerate(engines, 1):
+            m.submodules[f"layer{l}"] = e
+
+        m.submodules.x_mem = x_mem = Memory(shape=signed(af.width), depth=self.x_depth, init=[])
+        m.submodules.y_mem = y_mem = Memory(shape=signed(af.width), depth=self.y_depth, init=[])
+        x_rd, x_wr, y_rd, y_wr = (x_mem.read_port(), x_mem.write_port(), y_mem.read_port(),
+                                  y_mem.write_port())
+
+        # -- bus decode ----------------------------------------------------------------------
+        space, layer, index = self.addr[24:28], self.addr[20:24], self.addr[:20]
+        cb = col_bits(cfg)
+        idle = ~self.busy
+        for l, e in enumerate(engines, 1):
+            here = idle & (layer == l)
+            m.d.comb += [
+                e.reg_we.eq(here & self.we & (space <= Space.LAM)), e.reg_kind.eq(space[:2]),
+                e.reg_index.eq(index), e.reg_value.eq(self.wdata[:32]),
+                e.mem_row.eq(index[cb:]), e.mem_col.eq(index[:cb]),
+                e.w_we.eq(here & self.we & (space == Space.W)), e.w_wdata.eq(self.wdata),
+            ]
+        m.d.comb += [x_wr.addr.eq(index), x_wr.data.eq(self.wdata),
+                     x_wr.en.eq(idle & self.we & (space == Space.X)),
+                     y_wr.addr.eq(index), y_wr.data.eq(self.wdata),
+                     y_wr.en.eq(idle & self.we & (space == Space.Y))]
+
+        # -- wiring between layers -----------------------------------------------------------
+        for l, e in enumerate(engines, 1):
+            if l == 1:
+                m.d.comb += [x_rd.addr.eq(Mux(self.busy, e.src_addr, index)),
+                             e.src_a.eq(x_rd.data)]
+            else:
+                below = engines[l - 2]
+                m.d.comb += [below.rd_addr.eq(Mux(self.busy, e.src_addr, index)),
+                             e.src_a.eq(below.rd_a), e.src_d.eq(below.rd_d),
+                             below.lam_in_valid.eq(e.lam_out_valid),
+                             below.lam_in_index.eq(e.lam_out_index),
+                             below.lam_in_value.eq(e.lam_out_value)]
+        top = engines[-1]
+        m.d.comb += [top.rd_addr.eq(index), y_rd.addr.eq(Mux(self.busy, top.y_addr, index)),
+                     top.y_data.eq(y_rd.data)]
+
+        # -- status counters -----------------------------------------------------------------
+        status = {s: Signal(64 if s == Status.LOSS else 32, name=f"status_{s.name.lower()}")
+                  for s in Status}
+        training = Signal()
+        m.d.sync += [
+            status[Status.SAT_ACTIVATION].eq(status[Status.SAT_ACTIVATION]
+                                             + sum(e.sat_a for e in engines)),
+            status[Status.SAT_SENSITIVITY].eq(status[Status.SAT_SENSITIVITY]
+                                              + sum(e.sat_lam for e in engines)),
+            status[Status.SAT_WEIGHT].eq(status[Status.SAT_WEIGHT]
+                                         + sum(e.sat_w for e in engines)),
+        ]
+        with m.If(self.busy):
+            m.d.sync += status[Status.CYCLES].eq(status[Status.CYCLES] + 1)
+        with m.If(training & top.loss_valid):
+            m.d.sync += status[Status.LOSS].eq(status[Status.LOSS] + top.loss_add)
+        with m.If(training & top.correct_add):
+            m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
+
+        # -- bus reads (two cycles) ----------------------------------------------------------
+        r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
+        m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
+        pick = lambda attr: Array([getattr(e, attr) for e in engines])[
+            Mux(r_layer >= 1, r_layer - 1, 0)[:bits(L)]]
+        status_array = Array(status[s] for s in Status)
+        with m.Switch(r_space):
+            for sp, value in ((Space.A, pick("rd_a")), (Space.D, pick("rd_d")),
+                              (Space.LAM, pick("rd_lam")), (Space.W, pick("w_rdata")),
+                              (Space.G, pick("g_rdata")), (Space.X, x_rd.data),
+                              (Space.Y, y_rd.data)):
+                with m.Case(sp):
+                    m.d.sync += self.rdata.eq(value.as_signed() if sp != Space.D else value)
+            with m.Case(Space.STATUS):
+                m.d.sync += self.rdata.eq(Mux(r_index < len(Status),
+                                              status_array[r_index[:4]], 0))
+        m.d.sync += self.rvalid.eq(r_valid)
+
+        # -- controller ----------------------------------------------------------------------
+        cmd = Signal(command_layout)
+        t = Signal(17)            # step within the batch (train) or run (relax), 1-based
+        batch_start = Signal(16)  # first sample of the batch
+        batch_size = Signal(17)
+        slots = [Signal(bits(e.depth), name=f"slot{l}") for l, e in enumerate(engines, 1)]
+        start, update_start, commit, seed_load = Signal(), Signal(), Signal(), Signal()
+        all_done = Signal()
+        m.d.comb += all_done.eq(Const(1) if not engines else
+                                sum(e.done for e in engines) == len(engines))
+
+        def in_batch(offset):
+            k = t.as_signed() - offset
+            return (k >= 0) & (k < batch_size)
+
+        def sample_address(offset, width):
+            k = t.as_signed() - offset
+            valid = (k >= 0) & (k < batch_size)
+            sample = Mux(valid, batch_start + k, batch_start)[:16]
+            return (sample * width)[:self.data_bits]
+
+        relax_mode = cmd.op == Op.RELAX
+        for l, (e, slot) in enumerate(zip(engines, slots), 1):
+            g = 2 + 2 * L - l  # gradient sample = t - g
+            m.d.comb += [
+                e.start.eq(start), e.update_start.eq(update_start), e.commit.eq(commit),
+                e.h_shift.eq(Mux(relax_mode, cmd.h_shift, 0)), e.lr_shift.eq(cmd.lr_shift),
+                e.seed.eq(cmd.seed), e.seed_load.eq(seed_load),
+                e.forward_valid.eq(relax_mode | in_batch(l)),
+                e.backward_valid.eq(relax_mode | in_batch(g)),
+                e.output_valid.eq(relax_mode | in_batch(1 + L)),
+                e.gradient_on.eq(Mux(relax_mode, cmd.gradient & (t == cmd.count), in_batch(g))),
+                e.overwrite.eq(relax_mode | (t == g)),
+                e.slot_w.eq(slot),
+                # train: read the slot written D steps ago, i.e. the next one (D + 1 slots)
+                e.slot_r.eq(Mux(relax_mode, slot, Mux(slot == e.depth - 1, 0, slot + 1))),
+            ]
+            if l == 1:
+                m.d.comb += [
+                    e.x_fwd_base.eq(Mux(relax_mode, (cmd.sample * n0)[:self.data_bits],
+                                        sample_address(1, n0))),
+                    e.x_grad_base.eq(Mux(relax_mode, (cmd.sample * n0)[:self.data_bits],
+                                         sample_address(g, n0)))]
+        m.d.comb += top.y_base.eq(Mux(relax_mode, (cmd.sample * nL)[:self.data_bits],
+                                      sample_address(1 + L, nL)))
+
+        def advance_slots():
+            for e, slot in zip(engines, slots):
+                m.d.sync += slot.eq(Mux(slot == e.depth - 1, 0, slot + 1))
+
+        steps_in_batch = batch_size + 2 * L
+        m.d.comb += self.busy.eq(1)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.cmd.ready.eq(1), self.busy.eq(0)]
+                with m.If(self.cmd.valid):
+                    m.d.sync += [cmd.eq(self.cmd.payload), t.eq(1), batch_start.eq(0)]
+                    with m.Switch(self.cmd.payload.op):
+                        with m.Case(Op.RELAX):
+                            with m.If(self.cmd.payload.count != 0):
+                                m.next = "STEP"
+                        with m.Case(Op.TRAIN):
+                            m.next = "BATCH"
+                        with m.Case(Op.UPDATE):
+                            m.next = "UPDATE"
+                        with m.Case(Op.SEED):
+                            m.next = "SEED"
+                        with m.Case(Op.CLEAR):
+                            m.d.sync += [s.eq(0) for s in status.values()]
+            with m.State("SEED"):
+                m.d.comb += seed_load.eq(1)
+                m.next = "IDLE"
+            with m.State("BATCH"):
+                remaining = cmd.count - batch_start
+                m.d.sync += [batch_size.eq(Mux(remaining < cmd.batch, remaining, cmd.batch)),
+                             t.eq(1)]
+                with m.If((batch_start >= cmd.count) | (cmd.batch == 0)):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "STEP"
+            with m.State("STEP"):
+                m.d.comb += [start.eq(1), training.eq(~relax_mode)]
+                m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += training.eq(~relax_mode)
+                with m.If(all_done):
+                    m.next = "COMMIT"
+            with m.State("COMMIT"):
+                m.d.comb += commit.eq(1)
+                m.d.sync += [t.eq(t + 1), status[Status.STEPS].eq(status[Status.STEPS] + 1)]
+                with m.If(~relax_mode & in_batch(1 + L)):
+                    m.d.sync += status[Status.SAMPLES].eq(status[Status.SAMPLES] + 1)
+                with m.If(~relax_mode):
+                    advance_slots()
+                with m.If(relax_mode & (t == cmd.count)):
+                    m.next = "IDLE"
+                with m.Elif(~relax_mode & (t == steps_in_batch)):
+                    m.next = "UPDATE"
+                with m.Else():
+                    m.next = "STEP"
+            with m.State("UPDATE"):
+                m.d.comb += update_start.eq(1)
+                m.next = "UPDATE_WAIT"
+            with m.State("UPDATE_WAIT"):
+                with m.If(all_done):
+                    m.d.sync += status[Status.UPDATES].eq(status[Status.UPDATES] + 1)
+                    with m.If(cmd.op == Op.TRAIN):
+                        m.d.sync += batch_start.eq(batch_start + batch_size)
+                        m.next = "BATCH"
+                    with m.Else():
+                        m.next = "IDLE"
+        return m
