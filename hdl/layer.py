@@ -150,7 +150,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += [self.sat_a.eq(Mux(self.forward_valid, sat_a, 0)),
                      self.sat_w.eq(sum(pe.sat_w for pe in pes))]
         sat_lam_blend = sum(pe.sat_lam for pe in pes)
-        sat_lam_writer = Signal()
+        sat_lam_tail, sat_lam_output = Signal(), Signal()  # targets written below / here
 
         # -- skew memory of (a_{l-1}, d_{l-1}) -----------------------------------------------
         if l > 1:
@@ -262,20 +262,20 @@ class LayerEngine(wiring.Component):
                                                     act_below, sf), sf)
             m.d.sync += [self.lam_out_valid.eq(t_valid & self.backward_valid),
                          self.lam_out_index.eq(t_col), self.lam_out_value.eq(target)]
-            m.d.comb += sat_lam_writer.eq(t_valid & self.backward_valid & sat)
+            m.d.comb += sat_lam_tail.eq(t_valid & self.backward_valid & sat)
 
         # -- output unit (layer L) -----------------------------------------------------------
         if l == cfg.L:
             self._output_unit(m, read_addr, output_busy, lam_valid, lam_index, lam_value,
-                              sat_lam_writer)
+                              sat_lam_output)
         else:
             m.d.comb += [lam_valid.eq(self.lam_in_valid), lam_index.eq(self.lam_in_index),
                          lam_value.eq(self.lam_in_value), read_addr.eq(self.rd_addr)]
-        m.d.comb += self.sat_lam.eq(sat_lam_blend + sat_lam_writer)
+        m.d.comb += self.sat_lam.eq(sat_lam_blend + sat_lam_tail + sat_lam_output)
         return m
 
     def _output_unit(self, m, read_addr, output_busy, lam_valid, lam_index, lam_value,
-                     sat_lam_writer):
+                     sat_lam_output):
         """``lam_L = d_L (a_L - y)`` row by row, the loss and the argmax comparison."""
         cfg, n, af, sf = self.cfg, self.n, self.cfg.act_format, self.cfg.sens_format
         row = Signal(bits(n + 1))
@@ -297,7 +297,7 @@ class LayerEngine(wiring.Component):
                                                 cfg.activations[-1], sf), sf)
         m.d.sync += [lam_valid.eq(got & self.output_valid), lam_index.eq(got_row),
                      lam_value.eq(target)]
-        m.d.comb += sat_lam_writer.eq(got & self.output_valid & sat)
+        m.d.comb += sat_lam_output.eq(got & self.output_valid & sat)
         # loss: |a_L - y|^2, two cycles later
         err_r, square = Signal(signed(af.width + 1)), Signal(2 * af.width + 1)
         sq_valid, sq_valid2 = Signal(), Signal()

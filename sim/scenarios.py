@@ -1,0 +1,153 @@
+"""Check scenarios run against the RTL through an access bus, with the bit-exact golden model
+as the scoreboard. The same scenarios drive amaranth.sim and cocotb (Icarus, Verilator): a bus
+is any object with ``async write(addr, value)``, ``async read(addr) -> int`` (signed) and
+``async command(**fields)`` (waits until the controller is idle again).
+
+Every comparison is exact integer equality (``numpy.testing.assert_array_equal``).
+"""
+
+import numpy as np
+from numpy.testing import assert_array_equal
+
+from dyadic.hdl.regmap import Space, Status, Op, address, col_bits
+from dyadic.host import float_model
+from dyadic.host.device_model import DeviceModel
+
+__all__ = ["random_model", "load_weights", "read_weights", "read_gradients", "read_registers",
+           "write_registers", "load_dataset", "trace_scenario", "train_scenario", "REGISTERS"]
+
+REGISTERS = ((Space.A, "a"), (Space.D, "d"), (Space.LAM, "lam"))
+
+
+def random_model(cfg, rng):
+    """A golden model with random LeCun weights and random biases."""
+    model = DeviceModel(cfg)
+    Ws, _ = float_model.lecun_init(cfg.sizes, rng)
+    model.set_params(Ws, [rng.normal(scale=0.3, size=n) for n in cfg.sizes[1:]])
+    return model
+
+
+async def load_weights(bus, cfg, weights):
+    cb = col_bits(cfg)
+    for l, w in enumerate(weights, 1):
+        for (r, c), v in np.ndenumerate(w):
+            await bus.write(address(Space.W, l, (r << cb) | c), v)
+
+
+async def _read_matrix(bus, cfg, space):
+    cb = col_bits(cfg)
+    return [np.array([[await bus.read(address(space, l, (r << cb) | c))
+                       for c in range(cfg.row_length(l))] for r in range(cfg.sizes[l])])
+            for l in range(1, cfg.L + 1)]
+
+
+async def read_weights(bus, cfg):
+    return await _read_matrix(bus, cfg, Space.W)
+
+
+async def read_gradients(bus, cfg):
+    return await _read_matrix(bus, cfg, Space.G)
+
+
+async def read_registers(bus, cfg):
+    """``{"a": [a_1..a_L], "d": [...], "lam": [...]}`` as int arrays."""
+    return {kind: [np.array([await bus.read(address(space, l, i))
+                             for i in range(cfg.sizes[l])]) for l in range(1, cfg.L + 1)]
+            for space, kind in REGISTERS}
+
+
+async def write_registers(bus, cfg, state):
+    for space, kind in REGISTERS:
+        for l in range(1, cfg.L + 1):
+            for i, v in enumerate(state[kind][l - 1]):
+                await bus.write(address(space, l, i), v)
+
+
+async def load_dataset(bus, cfg, X, Y, first=0):
+    n0, nL = cfg.sizes[0], cfg.sizes[-1]
+    for k, (x, y) in enumerate(zip(X, Y), first):
+        for i, v in enumerate(x):
+            await bus.write(address(Space.X, 0, k * n0 + i), v)
+        for i, v in enumerate(y):
+            await bus.write(address(Space.Y, 0, k * nL + i), v)
+
+
+async def read_status(bus):
+    return {s: await bus.read(address(Space.STATUS, 0, s)) for s in Status}
+
+
+async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples=2):
+    """Random weights, random register contents; run the relaxation one step at a time and
+    compare every register after every step, then the gradients of a gradient-mode run, and
+    the saturation counters. Returns the number of registers compared."""
+    model = random_model(cfg, rng)
+    af = cfg.act_format
+    X = af.quantise(rng.uniform(-1, 1, (samples, cfg.sizes[0])))
+    Y = af.quantise(rng.uniform(-1, 1, (samples, cfg.sizes[-1])))
+    start = model.random_state(rng)
+    steps = steps or 2 * cfg.L + 1
+    await load_weights(bus, cfg, model.weights)
+    await load_dataset(bus, cfg, X, Y)
+    await write_registers(bus, cfg, start)
+    loaded = await read_registers(bus, cfg)
+    for kind in ("a", "d", "lam"):
+        for l in range(cfg.L):
+            assert_array_equal(loaded[kind][l], start[kind][l], err_msg=f"loading {kind}_{l + 1}")
+    await bus.command(op=Op.CLEAR)
+    trajectory = model.relax(X[sample], Y[sample], start, steps, h_shift)
+    compared = 0
+    for s in range(1, steps + 1):
+        await bus.command(op=Op.RELAX, count=1, sample=sample, h_shift=h_shift)
+        got = await read_registers(bus, cfg)
+        for kind in ("a", "d", "lam"):
+            for l in range(cfg.L):
+                assert_array_equal(got[kind][l], trajectory[s][kind][l],
+                                   err_msg=f"{kind}_{l + 1} after step {s}")
+                compared += got[kind][l].size
+    status = await read_status(bus)
+    assert status[Status.STEPS] == steps
+    assert status[Status.SAT_ACTIVATION] == model.saturations["activation"]
+    assert status[Status.SAT_SENSITIVITY] == model.saturations["sensitivity"]
+    # gradient mode: 2L + 1 steps from wherever the registers are, the last accumulating
+    await bus.command(op=Op.RELAX, count=2 * cfg.L + 1, sample=sample, gradient=1)
+    reference = model.gradient(X[sample], Y[sample])
+    for l, (got, want) in enumerate(zip(await read_gradients(bus, cfg), reference["grads"]), 1):
+        assert_array_equal(got, want, err_msg=f"gradient of layer {l}")
+    got = await read_registers(bus, cfg)
+    for l in range(1, cfg.L + 1):
+        assert_array_equal(got["a"][l - 1], reference["a"][l])
+        assert_array_equal(got["lam"][l - 1], reference["lam"][l])
+    return compared
+
+
+async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1):
+    """Pipelined mini-batch SGD epochs on the RTL against the golden model: every weight after
+    every epoch, loss sum, correct count, sample and saturation counters."""
+    import dataclasses
+    cfg_k = dataclasses.replace(cfg, lr_shift=lr_shift)
+    model = random_model(cfg_k, rng)
+    af = cfg.act_format
+    X = af.quantise(rng.uniform(-1, 1, (samples, cfg.sizes[0])))
+    Y = af.quantise(np.eye(cfg.sizes[-1])[rng.integers(0, cfg.sizes[-1], samples)])
+    await load_weights(bus, cfg, model.weights)
+    await load_dataset(bus, cfg, X, Y)
+    await bus.command(op=Op.SEED, seed=seed)
+    model.seed(seed)
+    for epoch in range(epochs):
+        await bus.command(op=Op.CLEAR)
+        model.saturations.clear()
+        loss, correct = model.train_epoch(X, Y, batch)
+        await bus.command(op=Op.TRAIN, count=samples, batch=batch, lr_shift=lr_shift)
+        for l, (got, want) in enumerate(zip(await read_weights(bus, cfg), model.weights), 1):
+            assert_array_equal(got, want, err_msg=f"weights of layer {l} after epoch {epoch}")
+        status = await read_status(bus)
+        assert status[Status.LOSS] == loss
+        assert status[Status.CORRECT] == correct
+        assert status[Status.SAMPLES] == samples
+        assert status[Status.UPDATES] == -(-samples // batch)
+        assert status[Status.STEPS] == sum(min(batch, samples - s) + 2 * cfg.L
+                                           for s in range(0, samples, batch))
+        for kind, s in (("activation", Status.SAT_ACTIVATION),
+                        ("sensitivity", Status.SAT_SENSITIVITY), ("weight", Status.SAT_WEIGHT)):
+            assert status[s] == model.saturations[kind], kind
+    return status
