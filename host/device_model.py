@@ -29,7 +29,7 @@ import numpy as np
 from ..hdl.fixed import round_shift, floor_shift, saturate
 from ..hdl.lfsr import xorshift32, seed_state, MASK
 
-__all__ = ["DeviceModel", "D_ZERO", "D_ONE", "D_SLOPE"]
+__all__ = ["DeviceModel", "activate", "D_ZERO", "D_ONE", "D_SLOPE"]
 
 D_ZERO, D_ONE, D_SLOPE = 0, 1, 2
 
@@ -37,6 +37,27 @@ D_ZERO, D_ONE, D_SLOPE = 0, 1, 2
 def _valid_codes(act):
     return {"relu": [D_ZERO, D_ONE], "hardtanh": [D_ZERO, D_ONE],
             "leaky_relu": [D_ONE, D_SLOPE], "identity": [D_ONE]}[act.name]
+
+
+def activate(act, z, frac, fmt):
+    """The activation unit: exact ``z`` with ``frac`` fraction bits -> ``(a, d, saturations)``,
+    ``a = sat(round(f(z)))`` in ``fmt`` and ``d`` the derivative code."""
+    to_act = lambda v, extra=0: round_shift(v, frac + extra - fmt.frac_bits)
+    if act.name == "relu":
+        rounded = to_act(np.maximum(z, 0))
+        d = np.where(z > 0, D_ONE, D_ZERO)
+    elif act.name == "leaky_relu":
+        rounded = np.where(z > 0, to_act(z), to_act(z, act.shift))
+        d = np.where(z > 0, D_ONE, D_SLOPE)
+    elif act.name == "hardtanh":
+        one = 1 << frac
+        rounded = to_act(np.clip(z, -one, one))
+        d = np.where((z > -one) & (z < one), D_ONE, D_ZERO)
+    else:
+        rounded = to_act(z)
+        d = np.full(np.shape(z), D_ONE)
+    a, n = saturate(rounded, fmt)
+    return a, d.astype(np.int64), n
 
 
 class DeviceModel:
@@ -79,27 +100,12 @@ class DeviceModel:
 
     def forward_layer(self, l, a_prev):
         """``a_{l-1}`` (``(..., n_{l-1})``) -> ``(a_l, d_l)``."""
-        cfg, act = self.cfg, self.cfg.activations[l - 1]
+        cfg = self.cfg
         W = self.effective(l)
         z = a_prev @ W[:, :-1].T + W[:, -1] * cfg.act_format.one
-        F, fmt = cfg.forward_frac, cfg.act_format
-        to_act = lambda v, extra=0: round_shift(v, F + extra - fmt.frac_bits)
-        if act.name == "relu":
-            rounded = to_act(np.maximum(z, 0))
-            d = np.where(z > 0, D_ONE, D_ZERO)
-        elif act.name == "leaky_relu":
-            rounded = np.where(z > 0, to_act(z), to_act(z, act.shift))
-            d = np.where(z > 0, D_ONE, D_SLOPE)
-        elif act.name == "hardtanh":
-            one = 1 << F
-            rounded = to_act(np.clip(z, -one, one))
-            d = np.where((z > -one) & (z < one), D_ONE, D_ZERO)
-        else:
-            rounded = to_act(z)
-            d = np.full(z.shape, D_ONE)
-        a, n = saturate(rounded, fmt)
+        a, d, n = activate(cfg.activations[l - 1], z, cfg.forward_frac, cfg.act_format)
         self._count("activation", n)
-        return a, d.astype(np.int64)
+        return a, d
 
     def _apply_derivative(self, l, value, frac, d):
         """``sat(round(d * value))`` into ``sens_format``; ``value`` has ``frac`` bits."""

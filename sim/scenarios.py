@@ -95,15 +95,32 @@ async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples
             assert_array_equal(loaded[kind][l], start[kind][l], err_msg=f"loading {kind}_{l + 1}")
     await bus.command(op=Op.CLEAR)
     trajectory = model.relax(X[sample], Y[sample], start, steps, h_shift)
+    reference = DeviceModel(cfg)
+    reference.weights = model.weights
+    exact = reference.gradient(X[sample], Y[sample])
     compared = 0
+    rtl = [start]
     for s in range(1, steps + 1):
         await bus.command(op=Op.RELAX, count=1, sample=sample, h_shift=h_shift)
         got = await read_registers(bus, cfg)
+        rtl.append(got)
         for kind in ("a", "d", "lam"):
             for l in range(cfg.L):
                 assert_array_equal(got[kind][l], trajectory[s][kind][l],
                                    err_msg=f"{kind}_{l + 1} after step {s}")
                 compared += got[kind][l].size
+    if h_shift == 0 and steps >= 2 * cfg.L:
+        # The exactness table, read off the RTL: a_l from step l, lam_l from step 2L + 1 - l.
+        L = cfg.L
+        for l in range(1, L + 1):
+            for s in range(l, steps + 1):
+                assert_array_equal(rtl[s]["a"][l - 1], exact["a"][l], err_msg=f"a_{l} step {s}")
+            for s in range(2 * L + 1 - l, steps + 1):
+                assert_array_equal(rtl[s]["lam"][l - 1], exact["lam"][l],
+                                   err_msg=f"lam_{l} step {s}")
+        if np.any(exact["lam"][1] != 0):
+            assert not np.array_equal(rtl[2 * L - 1]["lam"][0], exact["lam"][1]), \
+                "lam_1 already exact at step 2L - 1"
     status = await read_status(bus)
     assert status[Status.STEPS] == steps
     assert status[Status.SAT_ACTIVATION] == model.saturations["activation"]

@@ -1,0 +1,178 @@
+"""amaranth.sim unit tests of the gateware blocks against the golden model's definitions."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from numpy.testing import assert_array_equal
+
+from dyadic.hdl.activation import ActivationUnit
+from dyadic.hdl.config import NetConfig, Activation
+from dyadic.hdl.fixed import SQ
+from dyadic.hdl.lfsr import LFSR, xorshift32, seed_state, pe_constant
+from dyadic.hdl.network import RelaxationNetwork
+from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_GRADIENT,
+                           OP_UPDATE)
+from dyadic.host.device_model import activate, DeviceModel
+from dyadic.sim import scenarios
+from dyadic.sim.amaranth_bus import AmaranthBus
+
+
+def run(dut, bench, clocked=True):
+    sim = Simulator(dut)
+    if clocked:
+        sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_lfsr_follows_xorshift32_and_never_sticks_at_zero():
+    dut = LFSR(layer=2, pe=3)
+    seen = []
+
+    async def bench(ctx):
+        for seed in (12345, pe_constant(2, 3)):  # the second XORs to zero
+            ctx.set(dut.seed, seed)
+            ctx.set(dut.load, 1)
+            await ctx.tick()
+            ctx.set(dut.load, 0)
+            state = ctx.get(dut.state)
+            assert state == seed_state(seed, 2, 3) != 0
+            ctx.set(dut.step, 1)
+            for _ in range(50):
+                await ctx.tick()
+                state = xorshift32(state)
+                assert ctx.get(dut.state) == state
+            ctx.set(dut.step, 0)
+            seen.append(state)
+
+    run(dut, bench)
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("act", [Activation("relu"), Activation("leaky_relu", 3),
+                                 Activation("hardtanh"), Activation("identity")])
+def test_activation_unit_equals_the_golden_activation(act, rng):
+    fmt, frac, width = SQ(3, 6), 14, 26
+    z = np.concatenate([rng.integers(-2 ** 25, 2 ** 25, 300),  # saturating both ways
+                        rng.integers(-2 ** 16, 2 ** 16, 300),  # around the kinks
+                        [0, 1, -1, 1 << frac, -(1 << frac), (1 << frac) + 1]])
+    want_a, want_d, _ = activate(act, z, frac, fmt)
+    dut = ActivationUnit(act, width, frac, fmt)
+    sats = 0
+
+    async def bench(ctx):
+        nonlocal sats
+        for k, value in enumerate(z):
+            ctx.set(dut.z, int(value))
+            assert ctx.get(dut.a) == want_a[k] and ctx.get(dut.d) == want_d[k], value
+            sats += ctx.get(dut.saturated)
+
+    run(dut, bench, clocked=False)
+    expected = activate(act, z, frac, fmt)[2]
+    assert sats == expected
+    assert expected > 0 or act.name == "hardtanh"  # hardtanh's output cannot overflow SQ(3,6)
+
+
+def test_processing_element_forward_backward_gradient_update(rng):
+    # Layer 1 of 3-5 with 2 PEs: PE 0 serves rows 0, 2, 4 (three folds).
+    cfg = NetConfig((3, 5), ("leaky_relu",), pes=(2,), lr_shift=3)
+    model = DeviceModel(cfg)
+    model.set_params([rng.uniform(-1, 1, (5, 3))], [rng.uniform(-.5, .5, 5)])
+    rows, C = cfg.rows_of_pe(1, 0), cfg.row_length(1)
+    af, sf = cfg.act_format, cfg.sens_format
+    x = af.quantise(rng.uniform(-1, 1, 3))
+    lam = sf.quantise(rng.uniform(-1, 1, 5))
+    dut = ProcessingElement(cfg, 1, 0)
+    W_eff = model.effective(1)
+    out = {}
+
+    async def issue(ctx, op, fold, col, first, last, operand=0, overwrite=0):
+        ctx.set(dut.ctl_in, {"valid": 1, "op": op, "fold": fold, "col": col, "first": first,
+                             "last": last, "operand": int(operand), "overwrite": overwrite})
+        await ctx.tick()
+
+    async def idle(ctx, cycles=6):
+        ctx.set(dut.ctl_in, {"valid": 0})
+        for _ in range(cycles):
+            await ctx.tick()
+
+    async def bench(ctx):
+        for f, r in enumerate(rows):
+            for c in range(C):
+                ctx.set(dut.mem_addr, f * C + c)
+                ctx.set(dut.w_wdata, int(model.weights[0][r, c]))
+                ctx.set(dut.w_we, 1)
+                await ctx.tick()
+            ctx.set(dut.w_we, 0)
+        operands = list(x) + [af.one]
+        for f in range(len(rows)):                      # forward
+            for c in range(C):
+                await issue(ctx, OP_FORWARD, f, c, c == 0, c == C - 1, operands[c])
+        await idle(ctx)
+        ctx.set(dut.commit, 1)
+        await ctx.tick()
+        ctx.set(dut.commit, 0)
+        out["a"] = [ctx.get(dut.a[f]) for f in range(len(rows))]
+        out["d"] = [ctx.get(dut.d[f]) for f in range(len(rows))]
+        for f, r in enumerate(rows):  # trace-mode load of the sensitivities
+            ctx.set(dut.reg_kind, 2)
+            ctx.set(dut.reg_fold, f)
+            ctx.set(dut.reg_value, int(lam[r]))
+            ctx.set(dut.reg_we, 1)
+            await ctx.tick()
+        ctx.set(dut.reg_we, 0)
+        out["psum"] = []
+        for c in range(3):                              # backward, folds inside
+            for f in range(len(rows)):
+                await issue(ctx, OP_BACKWARD, f, c, f == 0, f == len(rows) - 1)
+            await idle(ctx, 4)
+            out["psum"].append(ctx.get(dut.psum_out))
+        for f in range(len(rows)):                      # gradient
+            for c in range(C):
+                await issue(ctx, OP_GRADIENT, f, c, c == 0, c == C - 1, operands[c], overwrite=1)
+        await idle(ctx)
+        ctx.set(dut.lr_shift, 3)
+        ctx.set(dut.seed, 99)
+        ctx.set(dut.seed_load, 1)
+        await ctx.tick()
+        ctx.set(dut.seed_load, 0)
+        for f in range(len(rows)):                      # update
+            for c in range(C):
+                await issue(ctx, OP_UPDATE, f, c, c == 0, c == C - 1)
+        await idle(ctx)
+        out["w"] = []
+        for f in range(len(rows)):
+            row = []
+            for c in range(C):
+                ctx.set(dut.mem_addr, f * C + c)
+                await ctx.tick()
+                row.append(ctx.get(dut.w_rdata))
+            out["w"].append(row)
+
+    run(dut, bench)
+    a_all, d_all = model.forward_layer(1, x)
+    assert_array_equal(out["a"], a_all[rows])
+    assert_array_equal(out["d"], d_all[rows])
+    # this PE's share of (W^T lam)[c]: the travelling partial sum with nothing upstream
+    assert_array_equal(out["psum"], W_eff[rows, :3].T @ lam[rows])
+    grads = [np.outer(lam, model.with_bias_input(x))]
+    model.seed(99)
+    model.update(grads)
+    assert_array_equal(out["w"], model.weights[0][rows])
+
+
+@pytest.mark.parametrize("net, act, pes", [("5-7-3", "leaky_relu,identity", "3,2"),
+                                           ("4-6-5-3", "hardtanh,relu,identity", "2,5,1")])
+def test_layer_engines_in_the_network(net, act, pes, rng):
+    """The layer engines together, in amaranth.sim: trace steps and pipelined training."""
+    cfg = NetConfig.from_strings(net, act, pes=pes, act_format="3.8", lr_shift=3)
+    dut = RelaxationNetwork(cfg, samples=7)
+
+    async def bench(ctx):
+        bus = AmaranthBus(ctx, dut)
+        assert await scenarios.trace_scenario(bus, cfg, rng) > 0
+        await scenarios.train_scenario(bus, cfg, rng, samples=7, batch=3, lr_shift=3, seed=5)
+
+    run(dut, bench)
