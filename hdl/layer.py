@@ -163,7 +163,7 @@ class LayerEngine(wiring.Component):
         fold, col = Signal(bits(folds)), Signal(bits(C))
         issue = Signal(ctl)  # word being issued; its operand arrives next cycle
         pending = Signal(ctl)
-        drain = Signal(range(P + 16))
+        drain = Signal(range(P + 9))
         one = Const(af.one, signed(af.width))
         last_col, last_fold = col == C - 1, fold == folds - 1
         gradient_on = Signal()
@@ -222,7 +222,9 @@ class LayerEngine(wiring.Component):
                 m.d.sync += drain.eq(0)
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == P + 10):
+                # the last word's final write: F at P + 5 cycles, the backward tail's lam
+                # write into the layer below at P + 8
+                with m.If(drain == P + 8):
                     m.next = "WAIT_OUTPUT"
             with m.State("WAIT_OUTPUT"):
                 with m.If(~output_busy):

@@ -103,7 +103,7 @@ class RelaxationNetwork(wiring.Component):
         # -- status counters -----------------------------------------------------------------
         status = {s: Signal(64 if s == Status.LOSS else 32, name=f"status_{s.name.lower()}")
                   for s in Status}
-        training = Signal()
+        scoring = Signal()  # train / infer: loss and correct count
         m.d.sync += [
             status[Status.SAT_ACTIVATION].eq(status[Status.SAT_ACTIVATION]
                                              + sum(e.sat_a for e in engines)),
@@ -114,9 +114,9 @@ class RelaxationNetwork(wiring.Component):
         ]
         with m.If(self.busy):
             m.d.sync += status[Status.CYCLES].eq(status[Status.CYCLES] + 1)
-        with m.If(training & top.loss_valid):
+        with m.If(scoring & top.loss_valid):
             m.d.sync += status[Status.LOSS].eq(status[Status.LOSS] + top.loss_add)
-        with m.If(training & top.correct_add):
+        with m.If(scoring & top.correct_add):
             m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
 
         # -- bus reads (two cycles) ----------------------------------------------------------
@@ -159,6 +159,7 @@ class RelaxationNetwork(wiring.Component):
             return (sample * width)[:self.data_bits]
 
         relax_mode = cmd.op == Op.RELAX
+        learning = cmd.op == Op.TRAIN
         for l, (e, slot) in enumerate(zip(engines, slots), 1):
             g = 2 + 2 * L - l  # gradient sample = t - g
             m.d.comb += [
@@ -168,7 +169,8 @@ class RelaxationNetwork(wiring.Component):
                 e.forward_valid.eq(relax_mode | in_batch(l)),
                 e.backward_valid.eq(relax_mode | in_batch(g)),
                 e.output_valid.eq(relax_mode | in_batch(1 + L)),
-                e.gradient_on.eq(Mux(relax_mode, cmd.gradient & (t == cmd.count), in_batch(g))),
+                e.gradient_on.eq(Mux(relax_mode, cmd.gradient & (t == cmd.count),
+                                     learning & in_batch(g))),
                 e.overwrite.eq(relax_mode | (t == g)),
                 e.slot_w.eq(slot),
                 # train: read the slot written D steps ago, i.e. the next one (D + 1 slots)
@@ -187,7 +189,8 @@ class RelaxationNetwork(wiring.Component):
             for e, slot in zip(engines, slots):
                 m.d.sync += slot.eq(Mux(slot == e.depth - 1, 0, slot + 1))
 
-        steps_in_batch = batch_size + 2 * L
+        # inference needs a sample only until its output is scored (step t = k + L + 1)
+        steps_in_batch = Mux(learning, batch_size + 2 * L, batch_size + L + 1)
         m.d.comb += self.busy.eq(1)
         with m.FSM():
             with m.State("IDLE"):
@@ -198,7 +201,7 @@ class RelaxationNetwork(wiring.Component):
                         with m.Case(Op.RELAX):
                             with m.If(self.cmd.payload.count != 0):
                                 m.next = "STEP"
-                        with m.Case(Op.TRAIN):
+                        with m.Case(Op.TRAIN, Op.INFER):
                             m.next = "BATCH"
                         with m.Case(Op.UPDATE):
                             m.next = "UPDATE"
@@ -218,10 +221,10 @@ class RelaxationNetwork(wiring.Component):
                 with m.Else():
                     m.next = "STEP"
             with m.State("STEP"):
-                m.d.comb += [start.eq(1), training.eq(~relax_mode)]
+                m.d.comb += [start.eq(1), scoring.eq(~relax_mode)]
                 m.next = "WAIT"
             with m.State("WAIT"):
-                m.d.comb += training.eq(~relax_mode)
+                m.d.comb += scoring.eq(~relax_mode)
                 with m.If(all_done):
                     m.next = "COMMIT"
             with m.State("COMMIT"):
@@ -233,8 +236,11 @@ class RelaxationNetwork(wiring.Component):
                     advance_slots()
                 with m.If(relax_mode & (t == cmd.count)):
                     m.next = "IDLE"
-                with m.Elif(~relax_mode & (t == steps_in_batch)):
+                with m.Elif(learning & (t == steps_in_batch)):
                     m.next = "UPDATE"
+                with m.Elif(~relax_mode & (t == steps_in_batch)):
+                    m.d.sync += batch_start.eq(batch_start + batch_size)
+                    m.next = "BATCH"
                 with m.Else():
                     m.next = "STEP"
             with m.State("UPDATE"):

@@ -51,6 +51,8 @@ class Op(enum.IntEnum):
     UPDATE = 2     # apply the accumulated gradient
     SEED = 3       # seed every PE's xorshift32 with ``seed``
     CLEAR = 4      # clear the status counters
+    INFER = 5      # forward passes over samples 0..count-1, pipelined in batches of ``batch``,
+                   # scoring loss and correct predictions; no gradients, no update
 
 
 def col_bits(cfg):

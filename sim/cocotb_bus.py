@@ -61,7 +61,9 @@ class CocotbBus:
         dut.cmd__valid.value = 0
 
     async def wait_idle(self):
-        while int(self.dut.busy.value):
+        # one trigger for the whole command, not a Python wake-up per clock cycle
+        if int(self.dut.busy.value):
+            await FallingEdge(self.dut.busy)
             await FallingEdge(self.dut.clk)
 
     async def command(self, **fields):

@@ -167,4 +167,16 @@ async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1
         for kind, s in (("activation", Status.SAT_ACTIVATION),
                         ("sensitivity", Status.SAT_SENSITIVITY), ("weight", Status.SAT_WEIGHT)):
             assert status[s] == model.saturations[kind], kind
+    # inference over the data set with the trained weights: loss and correct count on chip
+    await bus.command(op=Op.CLEAR)
+    outputs = model.infer(X)
+    await bus.command(op=Op.INFER, count=samples, batch=batch)
+    status = await read_status(bus)
+    assert status[Status.LOSS] == int(np.sum((outputs - Y) ** 2))
+    assert status[Status.CORRECT] == int(np.sum(np.argmax(outputs, 1) == np.argmax(Y, 1)))
+    assert status[Status.SAMPLES] == samples and status[Status.UPDATES] == 0
+    assert status[Status.STEPS] == sum(min(batch, samples - s) + cfg.L + 1
+                                       for s in range(0, samples, batch))
+    assert [w.tolist() for w in await read_weights(bus, cfg)] == \
+        [w.tolist() for w in model.weights]
     return status

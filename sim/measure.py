@@ -1,0 +1,25 @@
+"""Cycle counts and simulation speed of the RTL, measured in cocotb (see :mod:`.tb_measure`)."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .runner import run_cocotb
+
+__all__ = ["measure_cycles"]
+
+
+def measure_cycles(cfg, sim="verilator", batch=32, batches=2, directory=None):
+    """Dict of cycle figures for ``cfg`` (train epoch of ``batches`` batches of ``batch``)."""
+    directory = Path(directory or tempfile.mkdtemp(prefix="dyadic-measure-"))
+    out = directory / "measure.json"
+    os.environ["DYADIC_BATCH"] = str(batch)
+    os.environ["DYADIC_MEASURE_OUT"] = str(out)
+    tests, failures = run_cocotb(sim, cfg, batch * batches, directory,
+                                 test_module="dyadic.sim.tb_measure")
+    if failures or not out.exists():
+        raise RuntimeError(f"measurement failed: see {directory}/{sim}-test.log")
+    result = json.loads(out.read_text())
+    result["simulator"] = sim
+    return result
