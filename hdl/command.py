@@ -20,12 +20,16 @@ from .regmap import Space, Status, Op, col_bits
 __all__ = ["CommandEngine", "crc16_byte"]
 
 
-def crc16_byte(crc, byte):
-    """CRC-16/CCITT-FALSE of one more byte, as logic (8 unrolled shift steps)."""
-    crc = crc ^ Cat(Const(0, 8), byte)
-    for _ in range(8):
-        crc = Mux(crc[15], (crc << 1)[:16] ^ 0x1021, (crc << 1)[:16])
-    return crc
+def crc16_byte(m, crc, byte, name):
+    """CRC-16/CCITT-FALSE of one more byte: a Signal driven by 8 unrolled shift steps (each a
+    named signal, so the expression does not double in size at every step)."""
+    value = Signal(16, name=f"{name}_in")
+    m.d.comb += value.eq(crc ^ Cat(Const(0, 8), byte))
+    for k in range(8):
+        step = Signal(16, name=f"{name}_{k}")
+        m.d.comb += step.eq((value << 1)[:16] ^ Mux(value[15], 0x1021, 0))
+        value = step
+    return value
 
 
 class CommandEngine(wiring.Component):
@@ -45,6 +49,7 @@ class CommandEngine(wiring.Component):
     rx : In(stream of 8 bits)  bytes from the host.
     tx : Out(stream of 8 bits) bytes to the host.
     cmd, addr, wdata, we, re, rdata, rvalid, busy : the network's interface, mirrored.
+    idle : Out(1)  waiting for the first byte of a frame, nothing left to send.
     """
 
     def __init__(self, network, info, timeout):
@@ -55,6 +60,7 @@ class CommandEngine(wiring.Component):
             "cmd": Out(stream.Signature(command_layout)),
             "addr": Out(32), "wdata": Out(64), "we": Out(1), "re": Out(1),
             "rdata": In(64), "rvalid": In(1), "busy": In(1),
+            "idle": Out(1),
         })
 
     def elaborate(self, platform):
@@ -81,6 +87,8 @@ class CommandEngine(wiring.Component):
         tx_byte, tx_byte_valid, tx_byte_taken = Signal(8), Signal(), Signal()
         tx_start, tx_done = Signal(), Signal()
         tx_count = Signal(16)
+        tx_value = Signal(8)   # the byte being sent, for the CRC
+        tx_crc_next = crc16_byte(m, tx_crc, tx_value, "tx_crc")
         with m.FSM(name="transmit"):
             with m.State("IDLE"):
                 m.d.comb += tx_done.eq(1)
@@ -92,19 +100,21 @@ class CommandEngine(wiring.Component):
                                         ("LEN0", tx_len[:8], "LEN1"),
                                         ("LEN1", tx_len[8:], "PAYLOAD")):
                 with m.State(state):
-                    m.d.comb += [self.tx.payload.eq(value), self.tx.valid.eq(1)]
+                    m.d.comb += [self.tx.payload.eq(value), self.tx.valid.eq(1),
+                                 tx_value.eq(value)]
                     with m.If(self.tx.ready):
                         if state != "SYNC":
-                            m.d.sync += tx_crc.eq(crc16_byte(tx_crc, value))
+                            m.d.sync += tx_crc.eq(tx_crc_next)
                         m.next = after
             with m.State("PAYLOAD"):
                 with m.If(tx_count == tx_len):
                     m.next = "CRC0"
                 with m.Else():
-                    m.d.comb += [self.tx.payload.eq(tx_byte), self.tx.valid.eq(tx_byte_valid)]
+                    m.d.comb += [self.tx.payload.eq(tx_byte), self.tx.valid.eq(tx_byte_valid),
+                                 tx_value.eq(tx_byte)]
                     with m.If(self.tx.ready & tx_byte_valid):
                         m.d.comb += tx_byte_taken.eq(1)
-                        m.d.sync += [tx_crc.eq(crc16_byte(tx_crc, tx_byte)),
+                        m.d.sync += [tx_crc.eq(tx_crc_next),
                                      tx_count.eq(tx_count + 1)]
             with m.State("CRC0"):
                 m.d.comb += [self.tx.payload.eq(tx_crc[:8]), self.tx.valid.eq(1)]
@@ -153,15 +163,14 @@ class CommandEngine(wiring.Component):
         base = cfg.gradient_frac - cfg.master_format.frac_bits  # update shift = base + lr
         lr_ok = ((e_lr + base) >= 1) & ((e_lr + base) <= 32) & (e_lr < 32)
         exec_ok = Signal()
+        samples_ok = (e_count >= 1) & (e_sample + e_count <= net.samples) & (e_batch >= 1)
         with m.Switch(e_op):
             with m.Case(Op.RELAX):
                 m.d.comb += exec_ok.eq((e_sample < net.samples) & (e_h <= 15) & (e_grad <= 1))
             with m.Case(Op.TRAIN):
-                m.d.comb += exec_ok.eq((e_count >= 1) & (e_count <= net.samples) & (e_batch >= 1)
-                                       & (e_batch <= cfg.max_batch) & lr_ok)
+                m.d.comb += exec_ok.eq(samples_ok & (e_batch <= cfg.max_batch) & lr_ok)
             with m.Case(Op.INFER):
-                m.d.comb += exec_ok.eq((e_count >= 1) & (e_count <= net.samples)
-                                       & (e_batch >= 1))
+                m.d.comb += exec_ok.eq(samples_ok)
             with m.Case(Op.UPDATE):
                 m.d.comb += exec_ok.eq(lr_ok)
             with m.Case(Op.SEED, Op.CLEAR):
@@ -187,8 +196,10 @@ class CommandEngine(wiring.Component):
             m.d.comb += self.rx.ready.eq(1)
             return self.rx.valid
 
+        rx_crc_next = crc16_byte(m, crc, self.rx.payload, "rx_crc")
         with m.FSM(name="receive"):
             with m.State("HUNT"):
+                m.d.comb += self.idle.eq(tx_done & ~self.busy)
                 with m.If(take_byte() & (self.rx.payload == SYNC)):
                     m.d.sync += [crc.eq(0xFFFF), index.eq(0)]
                     m.next = "OP"
@@ -201,7 +212,7 @@ class CommandEngine(wiring.Component):
                     with m.If(take_byte()):
                         m.d.sync += target.eq(self.rx.payload)
                         if not state.startswith("CRC"):
-                            m.d.sync += crc.eq(crc16_byte(crc, self.rx.payload))
+                            m.d.sync += crc.eq(rx_crc_next)
                         m.next = after
                     with m.If(idle_cycles == self.timeout):
                         m.d.sync += error.eq(Error.TIMEOUT)
@@ -218,7 +229,7 @@ class CommandEngine(wiring.Component):
                 m.d.comb += receiving.eq(1)
                 with m.If(take_byte()):
                     m.d.comb += buf_wr.en.eq(1)
-                    m.d.sync += [crc.eq(crc16_byte(crc, self.rx.payload)), index.eq(index + 1)]
+                    m.d.sync += [crc.eq(rx_crc_next), index.eq(index + 1)]
                     with m.If(index == length - 1):
                         m.next = "CRC0"
                 with m.If(idle_cycles == self.timeout):

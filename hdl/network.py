@@ -196,7 +196,8 @@ class RelaxationNetwork(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.cmd.ready.eq(1), self.busy.eq(0)]
                 with m.If(self.cmd.valid):
-                    m.d.sync += [cmd.eq(self.cmd.payload), t.eq(1), batch_start.eq(0)]
+                    m.d.sync += [cmd.eq(self.cmd.payload), t.eq(1),
+                                 batch_start.eq(self.cmd.payload.sample)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(Op.RELAX):
                             with m.If(self.cmd.payload.count != 0):
@@ -213,10 +214,11 @@ class RelaxationNetwork(wiring.Component):
                 m.d.comb += seed_load.eq(1)
                 m.next = "IDLE"
             with m.State("BATCH"):
-                remaining = cmd.count - batch_start
+                end = cmd.sample + cmd.count
+                remaining = end - batch_start
                 m.d.sync += [batch_size.eq(Mux(remaining < cmd.batch, remaining, cmd.batch)),
                              t.eq(1)]
-                with m.If((batch_start >= cmd.count) | (cmd.batch == 0)):
+                with m.If((batch_start >= end) | (cmd.batch == 0)):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "STEP"

@@ -47,11 +47,11 @@ class Op(enum.IntEnum):
     """Commands of the relaxation controller (``Command.op``)."""
     RELAX = 0      # ``count`` steps on sample ``sample``, step 2**-h_shift; accumulate the
                    # gradient (overwriting) in the last step if ``gradient``
-    TRAIN = 1      # one epoch of pipelined mini-batch SGD over samples 0..count-1
+    TRAIN = 1      # one epoch of pipelined mini-batch SGD over samples sample..sample+count-1
     UPDATE = 2     # apply the accumulated gradient
     SEED = 3       # seed every PE's xorshift32 with ``seed``
     CLEAR = 4      # clear the status counters
-    INFER = 5      # forward passes over samples 0..count-1, pipelined in batches of ``batch``,
+    INFER = 5      # forward passes over samples sample..sample+count-1, in batches of ``batch``,
                    # scoring loss and correct predictions; no gradients, no update
 
 

@@ -31,12 +31,15 @@ class Accelerator(wiring.Component):
 
     Attributes
     ----------
-    rx : In(stream of 8 bits), tx : Out(stream of 8 bits), busy : Out(1)
+    rx : In(stream of 8 bits), tx : Out(stream of 8 bits)
+    busy : Out(1)  the network runs a command.
+    idle : Out(1)  waiting for a request, nothing to send.
     """
 
     rx: In(stream.Signature(8))
     tx: Out(stream.Signature(8))
     busy: Out(1)
+    idle: Out(1)
 
     def __init__(self, cfg, samples=2048, cycles_per_byte=1, board="sim"):
         self.cfg, self.samples, self.board = cfg, samples, board
@@ -52,7 +55,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [network.addr.eq(engine.addr), network.wdata.eq(engine.wdata),
                      network.we.eq(engine.we), network.re.eq(engine.re),
                      engine.rdata.eq(network.rdata), engine.rvalid.eq(network.rvalid),
-                     engine.busy.eq(network.busy), self.busy.eq(network.busy)]
+                     engine.busy.eq(network.busy), self.busy.eq(network.busy),
+                     self.idle.eq(engine.idle)]
         wiring.connect(m, wiring.flipped(self.rx), engine.rx)
         wiring.connect(m, engine.tx, wiring.flipped(self.tx))
         return m

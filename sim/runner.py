@@ -47,13 +47,12 @@ def missing_simulator(sim):
     return None
 
 
-def write_verilog(cfg, samples, directory):
-    """Generate the network's Verilog into ``directory``; returns the file path."""
+def write_verilog(design, directory, toplevel=TOPLEVEL):
+    """Generate ``design``'s Verilog into ``directory``; returns the file path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{TOPLEVEL}.v"
-    text = verilog.convert(RelaxationNetwork(cfg, samples), name=TOPLEVEL)
-    path.write_text(kick_comb_blocks(text))
+    path = directory / f"{toplevel}.v"
+    path.write_text(kick_comb_blocks(verilog.convert(design, name=toplevel)))
     return path
 
 
@@ -70,24 +69,36 @@ def kick_comb_blocks(text):
                                   f"{m.group(2)} = 1;\n`endif", text)
 
 
-def run_cocotb(sim, cfg, samples, directory, test_module="dyadic.sim.tb_network", seed=1,
-               testcase=None):
-    """Build ``cfg`` for ``sim`` under ``directory`` and run ``test_module``'s tests.
-    Returns ``(tests, failures)``."""
-    from cocotb_tools.runner import get_runner, get_results
+def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False):
+    """Verilog and simulator build of ``design`` under ``directory`` (skipped when ``reuse``
+    and a build is there). Returns the runner."""
+    from cocotb_tools.runner import get_runner
     simulator_environment()
     directory = Path(directory)
-    source = write_verilog(cfg, samples, directory)
     runner = get_runner(sim)
-    build_dir = directory / sim
-    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                 timescale=("1ns", "1ps"),
-                 build_args=VERILATOR_ARGS if sim == "verilator" else [],
-                 log_file=directory / f"{sim}-build.log")
+    binary = directory / sim / (toplevel if sim == "verilator" else "sim.vvp")
+    if not (reuse and binary.exists()):
+        source = write_verilog(design, directory, toplevel)
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=directory / sim,
+                     timescale=("1ns", "1ps"),
+                     build_args=VERILATOR_ARGS if sim == "verilator" else [],
+                     log_file=directory / f"{sim}-build.log")
+    return runner
+
+
+def run_cocotb(sim, cfg, samples, directory, test_module="dyadic.sim.tb_network", seed=1,
+               testcase=None, design=None, toplevel=TOPLEVEL, extra_env=None, reuse=False):
+    """Build ``design`` (default: the network of ``cfg``) for ``sim`` under ``directory`` and
+    run ``test_module``'s tests. Returns ``(tests, failures)``."""
+    from cocotb_tools.runner import get_results
+    directory = Path(directory)
+    design = design if design is not None else RelaxationNetwork(cfg, samples)
+    runner = build(sim, design, directory, toplevel, reuse)
+    env = {"DYADIC_CONFIG": json.dumps(cfg.to_dict()), "DYADIC_SAMPLES": str(samples),
+           "DYADIC_SEED": str(seed), **(extra_env or {})}
     results = runner.test(
-        test_module=test_module, hdl_toplevel=TOPLEVEL, build_dir=build_dir, test_dir=directory,
-        results_xml=str(directory / f"{sim}-results.xml"), testcase=testcase,
-        extra_env={"DYADIC_CONFIG": json.dumps(cfg.to_dict()), "DYADIC_SAMPLES": str(samples),
-                   "DYADIC_SEED": str(seed)},
-        log_file=directory / f"{sim}-test.log")
+        test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+        build_dir=directory / sim,
+        test_dir=directory, results_xml=str(directory / f"{sim}-results.xml"),
+        testcase=testcase, extra_env=env, log_file=directory / f"{sim}-test.log")
     return get_results(results)

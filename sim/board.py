@@ -1,0 +1,48 @@
+"""The simulated board: the accelerator's RTL in Verilator, reached through a pseudo-terminal
+exactly as a real board is reached through its USB serial port.
+
+    python -m dyadic.sim.board --config CFG.json --samples N --ready PATH
+
+builds the RTL for the configuration (cached under ``~/.cache/dyadic/sim-board/<build>``),
+then serves bytes until it is terminated; the pseudo-terminal's path is written to ``PATH``
+once the board is ready. The command engine's byte streams are driven directly (one byte per
+clock cycle), not through a UART's bit timing, so that a data set uploads in seconds.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from dyadic.hdl.config import NetConfig
+from dyadic.hdl.top import Accelerator, build_info
+
+TOPLEVEL = "dyadic_accelerator"
+
+
+def cache_dir(cfg, samples):
+    build = json.loads(build_info(cfg, samples))["build"]
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "dyadic" / "sim-board" / build
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="the simulated board")
+    p.add_argument("--config", required=True, help="NetConfig JSON file")
+    p.add_argument("--samples", type=int, required=True)
+    p.add_argument("--ready", required=True, help="file to write the pty path into")
+    p.add_argument("--simulator", default="verilator")
+    args = p.parse_args(argv)
+    cfg = NetConfig.from_dict(json.loads(Path(args.config).read_text()))
+    from .runner import run_cocotb
+    directory = cache_dir(cfg, args.samples)
+    run_cocotb(args.simulator, cfg, args.samples, directory, test_module="dyadic.sim.board_tb",
+               design=Accelerator(cfg, args.samples), toplevel=TOPLEVEL, reuse=True,
+               extra_env={"DYADIC_READY": str(Path(args.ready).resolve()),
+                          "DYADIC_PARENT": str(os.getpid())})  # the simulator is our child
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
