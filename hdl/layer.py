@@ -43,6 +43,8 @@ class LayerEngine(wiring.Component):
         This step accumulates gradients (``overwrite``: replacing the accumulator).
     forward_valid, backward_valid, output_valid : In(1)
         The step's sample is real (not a pipeline bubble): gates counters and lam writes.
+    sensitivity_on : In(1)
+        The output unit writes ``lam_L`` (not during inference, which only scores).
     slot_w, slot_r : In
         Skew-memory slots written by the forward pass and read by backward and gradient.
     src_addr, src_a, src_d :
@@ -69,7 +71,7 @@ class LayerEngine(wiring.Component):
         ports = {
             "start": In(1), "update_start": In(1), "done": Out(1),
             "gradient_on": In(1), "overwrite": In(1), "forward_valid": In(1),
-            "backward_valid": In(1), "output_valid": In(1),
+            "backward_valid": In(1), "output_valid": In(1), "sensitivity_on": In(1),
             "h_shift": In(4), "lr_shift": In(5), "commit": In(1),
             "slot_w": In(bits(self.depth)), "slot_r": In(bits(self.depth)),
             "src_addr": Out(data_addr_bits if layer == 1 else bits(self.n_in)),
@@ -297,9 +299,9 @@ class LayerEngine(wiring.Component):
         m.d.comb += err.eq(self.rd_a - self.y_data)
         target, sat = saturate(derivative_scale(err, af.frac_bits, self.rd_d,
                                                 cfg.activations[-1], sf), sf)
-        m.d.sync += [lam_valid.eq(got & self.output_valid), lam_index.eq(got_row),
-                     lam_value.eq(target)]
-        m.d.comb += sat_lam_output.eq(got & self.output_valid & sat)
+        writing = got & self.output_valid & self.sensitivity_on
+        m.d.sync += [lam_valid.eq(writing), lam_index.eq(got_row), lam_value.eq(target)]
+        m.d.comb += sat_lam_output.eq(writing & sat)
         # loss: |a_L - y|^2, two cycles later
         err_r, square = Signal(signed(af.width + 1)), Signal(2 * af.width + 1)
         sq_valid, sq_valid2 = Signal(), Signal()

@@ -121,10 +121,10 @@ def cmd_relax(args):
         if args.h > 1 or k != int(k):
             raise UsageError(f"--h {args.h} not allowed on the device: h = 2^-k, k >= 0 "
                              f"(1, 0.5, 0.25, ...)")
-        device = open_device(args.device, cfg)
-        device.write_params(Ws, bs)
-        errors = relaxation.run_device(device, cfg, Ws, bs, x, y, steps, int(k),
-                                       rng if args.init == "random" else None)
+        with opened(args.device, cfg) as device:
+            device.write_params(Ws, bs)
+            errors = relaxation.run_device(device, cfg, Ws, bs, x, y, steps, int(k),
+                                           rng if args.init == "random" else None)
     exact = {kind: relaxation.exact_from(errors[kind]) for kind in ("a", "lam")}
     result = {"L": L, "exact_from": exact, "errors": errors}
     if args.plot:
@@ -161,9 +161,9 @@ def cmd_gradient(args):
     if args.device == "float":
         dWs, dbs, out, _ = float_model.backprop(Ws, bs, cfg.activations, x, y)
     else:
-        device = open_device(args.device, cfg)
-        device.write_params(Ws, bs)
-        dWs, dbs, out = device.gradient(x, y)
+        with opened(args.device, cfg) as device:
+            device.write_params(Ws, bs)
+            dWs, dbs, out = device.gradient(x, y)
     result = {"output": np.asarray(out).tolist(), "dW": [d.tolist() for d in dWs],
               "db": [d.tolist() for d in dbs]}
 
@@ -181,7 +181,7 @@ def cmd_train(args):
     cfg = config_from(args, lr_shift=args.lr_shift)
     dataset = load_dataset(args.dataset)
     dataset.check(cfg)
-    device = open_device(args.device, cfg)
+    from .training import samples_needed
     quiet = args.json or not sys.stderr.isatty()
     from tqdm import tqdm
     bar = tqdm(total=args.epochs, desc=f"training on {args.device}", unit="epoch",
@@ -191,8 +191,9 @@ def cmd_train(args):
         bar.update(1)
         bar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['train_acc']:.3f}")
 
-    result = run_training(device, cfg, dataset, args.epochs, args.batch, args.lr_shift,
-                          args.seed, progress)
+    with opened(args.device, cfg, samples_needed(dataset)) as device:
+        result = run_training(device, cfg, dataset, args.epochs, args.batch, args.lr_shift,
+                              args.seed, progress)
     bar.close()
     Ws, bs = result.pop("params")
     if args.save:
@@ -221,14 +222,58 @@ def cmd_train(args):
     emit(args, result, human)
 
 
+# -- infer ------------------------------------------------------------------------------------------
+def cmd_infer(args):
+    Ws, bs = load_params(args.params)
+    net = "-".join(map(str, sizes_of(Ws)))
+    cfg = config_from(args, net)
+    x = read_npz(args.sample, "sample file", ["x"])["x"]
+    x = np.atleast_2d(x)
+    if x.shape[1] != cfg.sizes[0]:
+        raise UsageError(f"sample x of shape {x.shape} does not fit network {net}: need "
+                         f"{cfg.sizes[0]} inputs per row")
+    if args.device == "float":
+        a, _ = float_model.forward(Ws, bs, cfg.activations, x)
+        out = a[-1]
+    else:
+        with opened(args.device, cfg) as device:
+            device.write_params(Ws, bs)
+            out = device.infer(x)
+    result = {"output": np.asarray(out).tolist(), "class": np.argmax(out, 1).tolist()}
+
+    def human():
+        with np.printoptions(precision=5, suppress=True, linewidth=110):
+            for row, c in zip(np.asarray(out), result["class"]):
+                print(f"{row}  -> class {c}")
+    emit(args, result, human)
+
+
+class opened:
+    """``with opened(name, cfg) as device``: open a device and always close it."""
+
+    def __init__(self, name, cfg, samples=16):
+        self.name, self.cfg, self.samples = name, cfg, samples
+
+    def __enter__(self):
+        self.device = open_device(self.name, self.cfg, self.samples)
+        return self.device
+
+    def __exit__(self, *exc):
+        self.device.close()
+
+
 # -- entry point ------------------------------------------------------------------------------------
+DEVICE_HELP = ("golden (bit-exact model), sim (the RTL in Verilator, built on first use) or "
+               "a board's serial port")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="dyadic", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("relax", help="run the relaxation from arbitrary registers and watch it "
                                      "become exact")
-    p.add_argument("--device", default="golden", help="golden (bit-exact model) or float")
+    p.add_argument("--device", default="golden", help=DEVICE_HELP + ", or float")
     p.add_argument("--init", choices=("random", "zero"), default="random",
                    help="initial register contents")
     p.add_argument("--seed", type=int, default=0)
@@ -240,14 +285,21 @@ def build_parser():
     p.set_defaults(func=cmd_relax)
 
     p = sub.add_parser("gradient", help="gradients of one sample")
-    p.add_argument("--device", default="golden", help="golden (bit-exact model) or float")
+    p.add_argument("--device", default="golden", help=DEVICE_HELP + ", or float")
     p.add_argument("--params", required=True, help=".npz with W1, b1, W2, b2, ...")
     p.add_argument("--sample", required=True, help=".npz with x and y")
     add_config_options(p)
     p.set_defaults(func=cmd_gradient)
 
+    p = sub.add_parser("infer", help="outputs of a network for some inputs")
+    p.add_argument("--device", default="golden", help=DEVICE_HELP)
+    p.add_argument("--params", required=True, help=".npz with W1, b1, W2, b2, ...")
+    p.add_argument("--sample", required=True, help=".npz with x (one row per input)")
+    add_config_options(p)
+    p.set_defaults(func=cmd_infer)
+
     p = sub.add_parser("train", help="train on the device, float32 beside it")
-    p.add_argument("--device", default="golden", help="golden")
+    p.add_argument("--device", default="golden", help=DEVICE_HELP)
     p.add_argument("--dataset", default="digits", help="digits or an .npz with x, y")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=16)
@@ -272,6 +324,9 @@ def main(argv=None):
     except (UsageError, ConfigError, DatasetError, DeviceError) as e:
         print(f"dyadic {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"dyadic {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..hdl.config import NetConfig
 from .datasets import load_digits
-from .device import GoldenDevice
+from .device import open_device
 from .training import run_training
 
 #: (act, weight, master extra bits, sensitivity, rounding)
@@ -38,7 +38,8 @@ def sweep(act, epochs, batch, lr_shift, seeds):
                                      lr_shift=lr_shift)
         dev, f32 = [], []
         for seed in seeds:
-            r = run_training(GoldenDevice(cfg), cfg, data, epochs, batch, lr_shift, seed)
+            r = run_training(open_device("golden", cfg, len(data) + 1), cfg, data, epochs, batch,
+                             lr_shift, seed)
             dev.append(r["test_acc"])
             f32.append(r["float32_test_acc"])
         rows.append((cfg, float(np.mean(dev)), float(np.mean(f32))))

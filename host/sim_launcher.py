@@ -27,7 +27,7 @@ def launch_sim_board(cfg, samples, timeout=900):
     log = open(work / "board.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dyadic.sim.board", "--config", str(work / "config.json"),
-         "--samples", str(samples), "--ready", str(ready)],
+         "--samples", str(samples), "--ready", str(ready), "--parent", str(os.getpid())],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop():

@@ -38,24 +38,34 @@ def train_float32(cfg, Ws, bs, data, epochs, batch, lr_shift, on_epoch=None):
     return records, Ws, bs
 
 
-def run_training(device, cfg, dataset, epochs, batch, lr_shift, seed, progress=None):
-    """Split, shuffle once (the device trains in stored order), initialise (LeCun, seeded),
-    train on ``device`` and in float32. Returns the result dict of ``dyadic train --json``
-    plus ``"float32_epochs"`` and the final device parameters under ``"params"``."""
-    dataset.check(cfg)
+def split(dataset, seed):
+    """Held-out 20% (fixed), and the training part in a seeded order (the device trains in
+    stored order, so the shuffle happens once, here)."""
     train, test = dataset.split(0.2, seed=0)
-    train = train.subset(np.random.default_rng(seed).permutation(len(train)))
+    return train.subset(np.random.default_rng(seed).permutation(len(train))), test
+
+
+def samples_needed(dataset):
+    """Data-memory slots a training job uses: training and held-out sets and a scratch slot."""
+    return len(dataset) + 1
+
+
+def run_training(device, cfg, dataset, epochs, batch, lr_shift, seed, progress=None):
+    """Split, initialise (LeCun, seeded), upload, train on ``device`` and in float32 beside
+    it. Returns the result dict of ``dyadic train --json`` plus ``"float32_epochs"`` and the
+    final device parameters under ``"params"``."""
+    dataset.check(cfg)
+    train, test = split(dataset, seed)
     Ws, bs = float_model.lecun_init(cfg.sizes, np.random.default_rng(seed))
     started = time.perf_counter()
     device.write_params(Ws, bs)
     device.write_dataset(train.x, train.y)
     records = device.train(epochs, batch, lr_shift, seed, on_epoch=progress)
     seconds = time.perf_counter() - started
-    test_out = device.infer(test.x)
+    _, test_acc = device.evaluate(test.x, test.y)
     f_records, fWs, fbs = train_float32(cfg, Ws, bs, train, epochs, batch, lr_shift)
     f_out, _ = float_model.forward(fWs, fbs, cfg.activations, test.x.astype(np.float32))
-    labels = test.labels if test.labels is not None else np.argmax(test.y, 1)
-    return {"epochs": records, "test_acc": accuracy(test_out, labels),
-            "float32_test_acc": accuracy(f_out[-1], labels),
+    return {"epochs": records, "test_acc": test_acc,
+            "float32_test_acc": accuracy(f_out[-1], np.argmax(test.y, 1)),
             "seconds": seconds, "float32_epochs": f_records,
             "params": device.read_params()}

@@ -33,6 +33,7 @@ def main(argv=None):
     p.add_argument("--samples", type=int, required=True)
     p.add_argument("--ready", required=True, help="file to write the pty path into")
     p.add_argument("--simulator", default="verilator")
+    p.add_argument("--parent", type=int, default=0, help="exit when this process is gone")
     args = p.parse_args(argv)
     cfg = NetConfig.from_dict(json.loads(Path(args.config).read_text()))
     from .runner import run_cocotb
@@ -40,7 +41,7 @@ def main(argv=None):
     run_cocotb(args.simulator, cfg, args.samples, directory, test_module="dyadic.sim.board_tb",
                design=Accelerator(cfg, args.samples), toplevel=TOPLEVEL, reuse=True,
                extra_env={"DYADIC_READY": str(Path(args.ready).resolve()),
-                          "DYADIC_PARENT": str(os.getpid())})  # the simulator is our child
+                          "DYADIC_PARENT": str(args.parent)})
     return 0
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from dyadic.hdl.config import NetConfig
 from dyadic.host.datasets import load_digits, load, DatasetError, Dataset
-from dyadic.host.device import GoldenDevice
+from dyadic.host.device import open_device
 from dyadic.host.training import run_training
 
 
@@ -20,7 +20,9 @@ def test_digits_is_bundled_and_well_formed():
                                                    ("relu,identity", 20, 7)])
 def test_default_formats_train_within_two_points_of_float32(act, epochs, lr_shift):
     cfg = NetConfig.from_strings("64-16-10", act, lr_shift=lr_shift)
-    r = run_training(GoldenDevice(cfg), cfg, load_digits(), epochs, 16, lr_shift, seed=1)
+    data = load_digits()
+    r = run_training(open_device("golden", cfg, len(data) + 1), cfg, data, epochs, 16, lr_shift,
+                     seed=1)
     assert r["test_acc"] >= r["float32_test_acc"] - 0.02
     assert r["test_acc"] > 0.9
     losses = [e["loss"] for e in r["epochs"]]
