@@ -70,15 +70,18 @@ def kick_comb_blocks(text):
 
 
 def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False):
-    """Verilog and simulator build of ``design`` under ``directory`` (skipped when ``reuse``
-    and a build is there). Returns the runner."""
+    """Verilog and simulator build of ``design`` under ``directory``; with ``reuse`` the
+    simulator build is skipped when the Verilog is unchanged since the last one. Returns the
+    runner."""
     from cocotb_tools.runner import get_runner
     simulator_environment()
     directory = Path(directory)
     runner = get_runner(sim)
     binary = directory / sim / (toplevel if sim == "verilator" else "sim.vvp")
-    if not (reuse and binary.exists()):
-        source = write_verilog(design, directory, toplevel)
+    source = directory / f"{toplevel}.v"
+    previous = source.read_text() if source.exists() else None
+    write_verilog(design, directory, toplevel)
+    if not (reuse and binary.exists() and previous == source.read_text()):
         runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=directory / sim,
                      timescale=("1ns", "1ps"),
                      build_args=VERILATOR_ARGS if sim == "verilator" else [],
