@@ -1,7 +1,7 @@
 """Fixed-point arithmetic as Amaranth expressions, the same operations as :mod:`.fixed`:
 round half up by a constant or variable shift, saturation into a format with an overflow flag."""
 
-from amaranth import Mux, Const, signed
+from amaranth import Mux, Const
 
 from .fixed import SQ
 

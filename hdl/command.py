@@ -11,10 +11,10 @@ from amaranth.lib import wiring, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .network import RelaxationNetwork, command_layout
+from .network import command_layout
 from .pe import bits
 from .protocol import (SYNC, ERROR, MAX_PAYLOAD, MAX_WRITE_WORDS, MAX_READ_WORDS, EXEC_BYTES,
-                       TIMEOUT_BYTES, Request, Error)
+                       Request, Error)
 from .regmap import Space, Status, Op, col_bits
 
 __all__ = ["CommandEngine", "crc16_byte"]
@@ -127,7 +127,6 @@ class CommandEngine(wiring.Component):
 
         # -- payload fields (little-endian, read from the buffer) -----------------------------
         field = Signal(32)      # assembled little-endian bytes
-        field_bytes = Signal(3)
         address, count = Signal(32), Signal(16)
         space, layer, idx = address[24:28], address[20:24], address[:20]
         exec_fields = Signal(8 * EXEC_BYTES)
@@ -240,7 +239,7 @@ class CommandEngine(wiring.Component):
                     m.d.sync += error.eq(Error.BAD_CRC)
                     m.next = "ERROR"
                 with m.Else():
-                    m.d.sync += [index.eq(0), field_bytes.eq(0)]
+                    m.d.sync += index.eq(0)
                     m.next = "FIELDS"
             # Gather the fixed fields: address and count, or the EXEC command.
             with m.State("FIELDS"):

@@ -6,8 +6,7 @@ A network is ``a_0 = x``, ``z_l = W_l a_{l-1} + b_l``, ``a_l = f_l(z_l)`` for ``
 a constant input of 1.0), so a row of layer ``l`` holds ``n_{l-1} + 1`` weights.
 """
 
-from dataclasses import dataclass, field, asdict
-import math
+from dataclasses import dataclass, asdict
 
 from .fixed import SQ, FormatError, accumulator_bits
 

@@ -11,12 +11,12 @@ forward pass works on sample ``t - l``, its sensitivity (and gradient) on sample
 ``t - 2 - 2L + l``; gradients accumulate with the weights frozen, then the update is applied.
 """
 
-from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Array, signed
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .layer import LayerEngine, skew_depth
+from .layer import LayerEngine
 from .pe import bits
 from .regmap import Space, Status, Op, col_bits
 
@@ -145,8 +145,7 @@ class RelaxationNetwork(wiring.Component):
         slots = [Signal(bits(e.depth), name=f"slot{l}") for l, e in enumerate(engines, 1)]
         start, update_start, commit, seed_load = Signal(), Signal(), Signal(), Signal()
         all_done = Signal()
-        m.d.comb += all_done.eq(Const(1) if not engines else
-                                sum(e.done for e in engines) == len(engines))
+        m.d.comb += all_done.eq(sum(e.done for e in engines) == len(engines))
 
         def in_batch(offset):
             k = t.as_signed() - offset

@@ -292,7 +292,7 @@ def build_parser():
     p.set_defaults(func=cmd_gradient)
 
     p = sub.add_parser("infer", help="outputs of a network for some inputs")
-    p.add_argument("--device", default="golden", help=DEVICE_HELP)
+    p.add_argument("--device", default="golden", help=DEVICE_HELP + ", or float")
     p.add_argument("--params", required=True, help=".npz with W1, b1, W2, b2, ...")
     p.add_argument("--sample", required=True, help=".npz with x (one row per input)")
     add_config_options(p)

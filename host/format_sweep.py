@@ -62,8 +62,7 @@ def main(argv=None):
         f"seeds {seeds}. 'device' is the bit-exact fixed-point model (what the hardware "
         f"computes); float32 trains the same network from the same start in the same order.",
         "",
-        "Made by `python -m dyadic.host.format_sweep` "
-        f"(this run: {{seconds}} s).",
+        "Made by `python -m dyadic.host.format_sweep` (this run: {seconds} s).",
         "",
     ]
     for act, (epochs, batch, lr_shift) in SETTINGS.items():

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dyadic.hdl.config import NetConfig, Activation
+from dyadic.hdl.config import NetConfig
 from dyadic.hdl.fixed import SQ
 from dyadic.hdl.lfsr import xorshift32, seed_state
 from dyadic.host import float_model as fm

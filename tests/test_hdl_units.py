@@ -1,7 +1,5 @@
 """amaranth.sim unit tests of the gateware blocks against the golden model's definitions."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator

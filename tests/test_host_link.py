@@ -10,14 +10,14 @@ import pytest
 from dyadic.hdl.config import NetConfig
 from dyadic.hdl.protocol import (SYNC, ERROR, MAX_PAYLOAD, Request, Error, encode, pack_exec,
                                  FrameDecoder)
-from dyadic.hdl.regmap import Space, Op, Status, address
+from dyadic.hdl.regmap import Space, Op, address
 from dyadic.host import float_model
 from dyadic.host.device import open_device, DeviceError, BoardDevice
 from dyadic.host.golden_board import GoldenBoard
 from dyadic.host.link import Link, GoldenTransport
 
 CFG = NetConfig.from_strings("6-5-3", "leaky_relu,identity", pes="2,3", lr_shift=3)
-SAMPLES = 200
+SAMPLES = 300
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,9 @@ def test_sim_and_golden_train_bit_identically(sim_board):
     results = []
     for device in (sim_board, golden):
         device.write_params(Ws, bs)
-        device.write_dataset(X[:150], Y[:150])
+        device.write_dataset(X[:250], Y[:250])
         records = device.train(epochs=2, batch=16, lr_shift=3, seed=11)
-        evaluation = device.evaluate(X[150:], Y[150:])
+        evaluation = device.evaluate(X[250:], Y[250:])
         results.append((records, evaluation, device.read_raw_weights(), device.status()))
     (r_sim, e_sim, w_sim, s_sim), (r_gold, e_gold, w_gold, s_gold) = results
     assert r_sim == r_gold and e_sim == e_gold
