@@ -10,6 +10,7 @@ clock cycle), not through a UART's bit timing, so that a data set uploads in sec
 """
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -36,8 +37,12 @@ def main(argv=None):
     p.add_argument("--parent", type=int, default=0, help="exit when this process is gone")
     args = p.parse_args(argv)
     cfg = NetConfig.from_dict(json.loads(Path(args.config).read_text()))
-    from .runner import run_cocotb
+    from .runner import run_cocotb, build
     directory = cache_dir(cfg, args.samples)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "build.lock", "w") as lock:  # one build per directory at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build(args.simulator, Accelerator(cfg, args.samples), directory, TOPLEVEL, reuse=True)
     run_cocotb(args.simulator, cfg, args.samples, directory, test_module="dyadic.sim.board_tb",
                design=Accelerator(cfg, args.samples), toplevel=TOPLEVEL, reuse=True,
                extra_env={"DYADIC_READY": str(Path(args.ready).resolve()),
