@@ -55,8 +55,8 @@ def read_npz(path, what, names=()):
             arrays = {k: np.asarray(f[k], dtype=float) for k in f.files}
     except FileNotFoundError:
         raise UsageError(f"{what} {path} not found") from None
-    except (ValueError, OSError) as e:
-        raise UsageError(f"cannot read {what} {path} as .npz: {e}") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise UsageError(f"cannot read {what} {path} as .npz: {e or 'empty file'}") from None
     missing = [n for n in names if n not in arrays]
     if missing:
         raise UsageError(f"{what} {path} lacks {', '.join(missing)}")

@@ -72,7 +72,7 @@ def load(name):
     except FileNotFoundError:
         raise DatasetError(f"data set {name!r} not found: use 'digits' or a path to an .npz "
                            f"holding x (N, n_0) and y (N,) labels or (N, n_L) targets") from None
-    except (KeyError, ValueError, OSError) as e:
+    except (KeyError, ValueError, OSError, EOFError) as e:
         raise DatasetError(f"cannot read data set {name!r} ({e}): it must be an .npz holding "
                            f"x (N, n_0) and y (N,) labels or (N, n_L) targets") from None
     if x.ndim != 2 or len(x) == 0 or y.ndim not in (1, 2) or len(y) != len(x):

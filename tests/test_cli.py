@@ -81,6 +81,8 @@ def test_train_json_shape(capsys, tmp_path):
     (["relax", "--net", "4-3-2", "--act", "relu"], "need 2 activation"),
     (["relax", "--h", "0.3"], "h = 2^-k"),
     (["gradient", "--params", "missing.npz", "--sample", "missing.npz"], "not found"),
+    (["gradient", "--params", "/dev/null", "--sample", "/dev/null"], "cannot read"),
+    (["train", "--dataset", "/dev/null"], "cannot read"),
     (["train", "--act-format", "4x12"], "INT.FRAC"),
 ])
 def test_bad_input_is_one_line_not_a_traceback(argv, message):
