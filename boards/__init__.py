@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Board wrappers, synthesis and programming (to come: see issue 5)."""
