@@ -40,8 +40,13 @@ def launch_sim_board(cfg, samples, timeout=900):
                 os.killpg(process.pid, signal.SIGKILL)
         log.close()
 
-    started = time.monotonic()
+    started, told = time.monotonic(), False
     while not ready.exists():
+        if not told and time.monotonic() - started > 3:
+            print(f"dyadic: starting the simulated board for net "
+                  f"{'-'.join(map(str, cfg.sizes))} (the first start for a network builds it in "
+                  f"Verilator, about a minute; later starts reuse the build)", file=sys.stderr)
+            told = True
         if process.poll() is not None:
             stop()
             raise DeviceError(f"the simulated board did not start (exit {process.returncode}); "
