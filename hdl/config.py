@@ -83,7 +83,11 @@ class NetConfig:
     rounding : str
         Rounding of the weight update: ``"stochastic"`` (xorshift LFSR) or ``"nearest"``.
     pes : tuple of int
-        Processing elements per layer; PE ``p`` of layer ``l`` serves rows ``p, p + P, ...``.
+        Processing elements per layer; PE ``p`` of layer ``l`` serves rows ``p, p + P, ...``
+        (its folds ``0, 1, ...``).
+    mults : tuple of int
+        Multipliers per PE, per layer: multiplier ``k`` of a PE serves its folds
+        ``k, k + M, ...``, all on the same column at once.
     max_batch : int
         Largest mini-batch; sizes the gradient accumulators so they cannot overflow.
     """
@@ -98,6 +102,7 @@ class NetConfig:
     lr_shift: int = 5
     rounding: str = "stochastic"
     pes: tuple = None
+    mults: tuple = None
     max_batch: int = 256
 
     def __post_init__(self):
@@ -107,6 +112,9 @@ class NetConfig:
         if self.pes is None:
             object.__setattr__(self, "pes", tuple(self.sizes[1:]))
         object.__setattr__(self, "pes", tuple(int(p) for p in self.pes))
+        if self.mults is None:
+            object.__setattr__(self, "mults", (1,) * len(self.pes))
+        object.__setattr__(self, "mults", tuple(int(k) for k in self.mults))
         self._validate()
 
     # -- derived facts ------------------------------------------------------------------------
@@ -128,6 +136,18 @@ class NetConfig:
     def rows_of_pe(self, l, p):
         """Rows of layer ``l`` that PE ``p`` serves, in the order it serves them."""
         return list(range(p, self.sizes[l], self.pes[l - 1]))
+
+    def generators(self, l):
+        """Multipliers of layer ``l`` in LFSR order: ``(pe, lane, rows)`` with the rows that
+        multiplier updates, in order (generator number ``pe * M + lane``)."""
+        M = self.mults[l - 1]
+        return [(p, k, self.rows_of_pe(l, p)[k::M]) for p in range(self.pes[l - 1])
+                for k in range(M)]
+
+    @property
+    def multipliers(self):
+        """Multipliers of the layer engines (the output unit's squarer not counted)."""
+        return sum(p * k for p, k in zip(self.pes, self.mults))
 
     @property
     def forward_frac(self):
@@ -198,6 +218,9 @@ class NetConfig:
         if self.act_format.int_bits < 2:
             raise ConfigError(f"activation format {self.act_format} cannot hold the bias input "
                               f"1.0: give it at least 2 integer bits (sign included)")
+        if len(self.mults) != self.L or any(not 1 <= k <= 8 for k in self.mults):
+            raise ConfigError(f"multipliers per PE {self.mults} not allowed: one count per layer, "
+                              f"each 1..8")
         if not 0 <= self.master_extra_bits <= 16:
             raise ConfigError("master-weight extra bits must be 0..16")
         if self.master_format.width > 32:
@@ -224,7 +247,7 @@ class NetConfig:
         d["activations"] = [str(a) for a in self.activations]
         for k in ("act_format", "weight_format", "sens_format"):
             d[k] = [getattr(self, k).int_bits, getattr(self, k).frac_bits]
-        d["sizes"], d["pes"] = list(self.sizes), list(self.pes)
+        d["sizes"], d["pes"], d["mults"] = list(self.sizes), list(self.pes), list(self.mults)
         return d
 
     @classmethod
@@ -236,7 +259,7 @@ class NetConfig:
         return cls(**d)
 
     @classmethod
-    def from_strings(cls, net, act=None, pes=None, **kwargs):
+    def from_strings(cls, net, act=None, pes=None, mults=None, **kwargs):
         """Build from command-line text: ``net="64-16-10"``, ``act="relu,identity"``,
         ``pes="8,2"``; formats as ``"4.12"``. Raises :class:`ConfigError` with a one-line
         message on bad input."""
@@ -248,12 +271,16 @@ class NetConfig:
         L = len(sizes) - 1
         acts = ([a for a in act.split(",")] if act else
                 ["relu"] * (L - 1) + ["identity"])
-        if pes is not None and not isinstance(pes, (tuple, list)):
+        def counts(text, what):
+            if text is None or isinstance(text, (tuple, list)):
+                return text
             try:
-                pes = [int(p) for p in str(pes).split(",")]
+                return [int(p) for p in str(text).split(",")]
             except ValueError:
-                raise ConfigError(f"cannot read PEs per layer {pes!r}: write counts joined by "
-                                  f"',', e.g. 8,2") from None
+                raise ConfigError(f"cannot read {what} {text!r}: write counts joined by ',', "
+                                  f"e.g. 8,2") from None
+        pes = counts(pes, "PEs per layer")
+        mults = counts(mults, "multipliers per PE")
         for k in ("act_format", "weight_format", "sens_format"):
             if isinstance(kwargs.get(k), str):
                 try:
@@ -262,7 +289,7 @@ class NetConfig:
                     raise ConfigError(str(e)) from None
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         try:
-            return cls(tuple(sizes), tuple(acts), pes=pes, **kwargs)
+            return cls(tuple(sizes), tuple(acts), pes=pes, mults=mults, **kwargs)
         except FormatError as e:
             raise ConfigError(str(e)) from None
 
@@ -272,4 +299,6 @@ class NetConfig:
                 f"act {','.join(map(str, self.activations))} "
                 f"a/x/y {self.act_format} W {self.weight_format}+{self.master_extra_bits} "
                 f"lam {self.sens_format} eta 2^-{self.lr_shift} {self.rounding} "
-                f"PEs {','.join(map(str, self.pes))}")
+                f"PEs {','.join(map(str, self.pes))}"
+                + (f" x {','.join(map(str, self.mults))} multipliers"
+                   if any(k > 1 for k in self.mults) else ""))

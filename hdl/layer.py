@@ -21,7 +21,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arith import derivative_scale, saturate
-from .pe import (ProcessingElement, control_layout, bits, OP_FORWARD, OP_BACKWARD,
+from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
                  OP_GRADIENT, OP_UPDATE)
 
 __all__ = ["LayerEngine", "skew_depth"]
@@ -63,7 +63,8 @@ class LayerEngine(wiring.Component):
         self.cfg, self.layer = cfg, layer
         self.n_in, self.n = cfg.sizes[layer - 1], cfg.sizes[layer]
         self.P = cfg.pes[layer - 1]
-        self.folds = -(-self.n // self.P)
+        self.folds = -(-self.n // self.P)       # rows per PE (at most)
+        self.groups = groups(cfg, layer)         # fold groups the sequencer issues
         self.C = cfg.row_length(layer)
         self.depth = skew_depth(cfg, layer) + 1
         af, sf, mf = cfg.act_format, cfg.sens_format, cfg.master_format
@@ -103,7 +104,7 @@ class LayerEngine(wiring.Component):
         m = Module()
         cfg, l, P, C, n, n_in = self.cfg, self.layer, self.P, self.C, self.n, self.n_in
         af, sf = cfg.act_format, cfg.sens_format
-        folds = self.folds
+        folds, n_groups = self.folds, self.groups
         ctl = control_layout(cfg, l)
 
         pes = [ProcessingElement(cfg, l, p) for p in range(P)]
@@ -141,7 +142,7 @@ class LayerEngine(wiring.Component):
         mem_pe = Signal(bits(P))
         m.d.sync += mem_pe.eq(pe_of(n)[self.mem_row])
         for p, pe in enumerate(pes):
-            m.d.comb += [pe.mem_addr.eq(fold_of(n)[self.mem_row] * C + self.mem_col),
+            m.d.comb += [pe.mem_fold.eq(fold_of(n)[self.mem_row]), pe.mem_col.eq(self.mem_col),
                          pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p)),
                          pe.w_wdata.eq(self.w_wdata)]
         m.d.comb += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
@@ -162,12 +163,12 @@ class LayerEngine(wiring.Component):
             skew_wr, skew_grad, skew_tail = skew.write_port(), skew.read_port(), skew.read_port()
 
         # -- sequencer -----------------------------------------------------------------------
-        fold, col = Signal(bits(folds)), Signal(bits(C))
+        fold, col = Signal(bits(n_groups)), Signal(bits(C))  # ``fold``: the fold group
         issue = Signal(ctl)  # word being issued; its operand arrives next cycle
         pending = Signal(ctl)
         drain = Signal(range(P + 9))
         one = Const(af.one, signed(af.width))
-        last_col, last_fold = col == C - 1, fold == folds - 1
+        last_col, last_fold = col == C - 1, fold == n_groups - 1
         gradient_on = Signal()
 
         def next_fold_major(next_state):

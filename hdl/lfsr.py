@@ -6,12 +6,15 @@ xorshift32 (Marsaglia 2003) is a 32-bit linear-feedback shift register over GF(2
 
 Contract shared by gateware and golden model, bit for bit:
 
-* PE ``p`` of layer ``l`` (1-based) owns a state seeded at the start of training as
-  ``seed ^ pe_constant(l, p)`` (32-bit), replaced by ``pe_constant(l, p)`` if that is zero.
-* Before each weight it updates, the PE steps its state once and uses the low
+* Multiplier ``k`` of PE ``p`` of layer ``l`` (1-based) is generator ``j = p * M + k``
+  (``M`` multipliers per PE; with one, the generator is the PE's). It owns a state seeded at the
+  start of training as ``seed ^ pe_constant(l, j)`` (32-bit), replaced by ``pe_constant(l, j)``
+  if that is zero.
+* Before each weight it updates, the generator steps its state once and uses the low
   ``NetConfig.update_shift`` bits of the *new* state as the rounding offset.
-* A PE updates its rows in the order it serves them (``p, p + P, ...``), each row's columns
-  ``0 .. n_{l-1}`` with the bias last; the state carries over from one update to the next.
+* A generator updates its rows in order (:meth:`NetConfig.generators`: the PE's folds
+  ``k, k + M, ...``), each row's columns ``0 .. n_{l-1}`` with the bias last; the state
+  carries over from one update to the next.
 """
 
 from amaranth import Module, Signal, Mux

@@ -13,11 +13,14 @@ on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one colum
 * gradient: ``G[f, col] (+)= lam[f] * operand``;
 * update:   ``W[f, col] = sat(W - (G + r) >> s)`` with ``r`` from the PE's xorshift32.
 
-Pipeline: c0 memory addresses, c1 memory data and operand select, c2 product, c3 accumulate /
-write, c4 activation write-back.
+With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *group* of
+``M`` folds: multiplier ``k`` works on fold ``g * M + k`` with its own weight and gradient
+memories, accumulator, activation unit and xorshift32 generator; the backward products of the
+group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
+data and operand select, c2 product, c3 accumulate / write, c4 activation write-back.
 """
 
-from amaranth import Module, Signal, Mux, Array, signed, unsigned
+from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,12 +40,26 @@ def bits(n):
     return max(1, (n - 1).bit_length())
 
 
-def control_layout(cfg, layer):
-    """The control word that travels down a layer's PE chain."""
+def groups(cfg, layer):
+    """Fold groups a layer's sequencer issues: each PE's multipliers work on ``M`` folds at
+    once (fold ``g * M + k`` on multiplier ``k``)."""
     folds = -(-cfg.sizes[layer] // cfg.pes[layer - 1])
+    return -(-folds // cfg.mults[layer - 1])
+
+
+def control_layout(cfg, layer):
+    """The control word that travels down a layer's PE chain (``fold``: the fold group)."""
     return data.StructLayout({
-        "valid": 1, "op": 2, "fold": bits(folds), "col": bits(cfg.row_length(layer)),
+        "valid": 1, "op": 2, "fold": bits(groups(cfg, layer)),
+        "col": bits(cfg.row_length(layer)),
         "first": 1, "last": 1, "overwrite": 1, "operand": signed(cfg.act_format.width)})
+
+
+def mem_lane_now(pe, M, F):
+    """The lane holding the fold on ``pe.mem_fold`` (this cycle)."""
+    if F == 1:
+        return Const(0, 1)
+    return Array(Const(f % M, bits(M)) for f in range(F))[pe.mem_fold]
 
 
 class ProcessingElement(wiring.Component):
@@ -62,9 +79,9 @@ class ProcessingElement(wiring.Component):
         Current registers <= next registers.
     reg_we, reg_kind, reg_fold, reg_value :
         Direct write of a current register (0: a, 1: d, 2: lam), for trace mode.
-    mem_addr, w_we, w_wdata, w_rdata, g_rdata :
-        Idle-time access to the weight and gradient memories (address ``fold * C + col``,
-        data one cycle after the address).
+    mem_fold, mem_col, w_we, w_wdata, w_rdata, g_rdata :
+        Idle-time access to the weight and gradient memories (data one cycle after the
+        address).
     seed, seed_load : xorshift32 seeding (see :mod:`.lfsr`).
     sat_a, sat_lam, sat_w : saturation events this cycle.
     """
@@ -87,10 +104,12 @@ class ProcessingElement(wiring.Component):
             "commit": In(1), "h_shift": In(4), "lr_shift": In(5),
             "reg_we": In(1), "reg_kind": In(2), "reg_fold": In(bits(F)),
             "reg_value": In(signed(32)),
-            "mem_addr": In(bits(F * C)), "w_we": In(1), "w_wdata": In(signed(mf.width)),
+            "mem_fold": In(bits(F)), "mem_col": In(bits(C)),
+            "w_we": In(1), "w_wdata": In(signed(mf.width)),
             "w_rdata": Out(signed(mf.width)), "g_rdata": Out(signed(cfg.gradient_acc_bits)),
             "seed": In(32), "seed_load": In(1),
-            "sat_a": Out(2), "sat_lam": Out(1), "sat_w": Out(1),
+            "sat_a": Out(bits(2 * cfg.mults[layer - 1] + 1)), "sat_lam": Out(1),
+            "sat_w": Out(bits(cfg.mults[layer - 1] + 1)),
         })
 
     def elaborate(self, platform):
@@ -121,86 +140,125 @@ class ProcessingElement(wiring.Component):
         with m.If(self.lam_we):
             m.d.sync += lam_next[self.lam_fold].eq(lam_value)
 
-        # -- memories ------------------------------------------------------------------------
-        m.submodules.weights = w_mem = Memory(shape=signed(mf.width), depth=F * C, init=[])
-        m.submodules.gradients = g_mem = Memory(shape=signed(gw), depth=F * C, init=[])
-        w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
-        g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
-
         # -- pipeline control ----------------------------------------------------------------
         c0 = self.ctl_in
         c1, c2, c3 = Signal(ctl), Signal(ctl), Signal(ctl)
         m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1), c3.eq(c2)]
-        mine = [Signal(name=f"mine{k}") for k in range(4)]
-        for k, c in enumerate((c0, c1, c2, c3)):
-            m.d.comb += mine[k].eq(c.valid & (c.fold < F))
-        address = lambda c: (c.fold * C + c.col)[:bits(F * C)]
 
-        m.d.comb += [w_rd.addr.eq(Mux(c0.valid, address(c0), self.mem_addr)),
-                     g_rd.addr.eq(Mux(c0.valid, address(c0), self.mem_addr)),
-                     self.w_rdata.eq(w_rd.data), self.g_rdata.eq(g_rd.data)]
+        # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
+        M = cfg.mults[self.layer - 1]
+        lanes = [list(range(k, F, M)) for k in range(M)]
+        lanes = [folds for folds in lanes if folds]
+        mem_lane = Signal(bits(M))
+        m.d.sync += mem_lane.eq(Array(Const(f % M, bits(M)) for f in range(F))[self.mem_fold]
+                                if F > 1 else 0)
+        mem_group = (Array(Const(f // M, bits(F)) for f in range(F))[self.mem_fold]
+                     if F > 1 else Const(0, 1))
+        w_rdata, g_rdata = [], []
 
-        # c1: operands (the multiplier sees the master weight with its extra bits dropped)
-        w_eff = w_rd.data[cfg.master_extra_bits:].as_signed()
-        lam_f = Array(self.lam)[c1.fold] if F > 1 else self.lam[0]
-        mul_a = Signal(signed(max(wf.width, sf.width)))
-        mul_b = Signal(signed(max(af.width, sf.width)))
-        m.d.sync += [
-            mul_a.eq(Mux(mine[1], Mux(c1.op == OP_GRADIENT, lam_f, w_eff), 0)),
-            mul_b.eq(Mux(c1.op == OP_BACKWARD, lam_f, c1.operand)),
-        ]
-        w2, g2, w3, g3 = (Signal(signed(mf.width)), Signal(signed(gw)),
-                          Signal(signed(mf.width)), Signal(signed(gw)))
-        m.d.sync += [w2.eq(w_rd.data), g2.eq(g_rd.data), w3.eq(w2), g3.eq(g2)]
-
-        # c2: product; the update's rounding offset
-        product = Signal(signed(mul_a.shape().width + mul_b.shape().width))
-        m.d.sync += product.eq(mul_a * mul_b)
-        m.submodules.lfsr = lfsr = LFSR(self.layer, self.pe)
         stochastic = cfg.rounding == "stochastic"
-        m.d.comb += [lfsr.seed.eq(self.seed), lfsr.load.eq(self.seed_load),
-                     lfsr.step.eq(mine[1] & (c1.op == OP_UPDATE) & stochastic)]
         shift = Signal(6)
         m.d.comb += shift.eq(cfg.gradient_frac - mf.frac_bits + self.lr_shift)
         mask = (1 << shift) - 1
-        offset = (lfsr.state & mask) if stochastic else ((1 << shift) >> 1)
-        delta = Signal(signed(gw + 1))
-        m.d.sync += delta.eq((g2 + offset) >> shift)
-
-        # c3: accumulate / write back
-        acc = Signal(signed(cfg.forward_acc_bits(self.layer)))
-        partial = Signal(signed(cfg.backward_acc_bits(self.layer)))
-        finished, finished_fold = Signal(), Signal(bits(F))
-        here = Mux(c3.first, 0, partial) + product
-        new_w, w_sat = saturate(w3 - delta, mf)
-        m.d.comb += [g_wr.addr.eq(address(c3)), w_wr.addr.eq(Mux(c3.valid, address(c3),
-                                                                   self.mem_addr))]
+        products, sats_a, sats_w = [], [], []
+        finished, finished_group = Signal(), Signal.like(c3.fold)  # the full group number
         m.d.sync += finished.eq(0)
-        with m.Switch(c3.op):
-            with m.Case(OP_FORWARD):
-                m.d.sync += acc.eq(Mux(c3.first, 0, acc) + product)
-                with m.If(mine[3] & c3.last):
-                    m.d.sync += [finished.eq(1), finished_fold.eq(c3.fold)]
-            with m.Case(OP_BACKWARD):
-                with m.If(c3.valid):
-                    m.d.sync += partial.eq(here)
-                    with m.If(c3.last):
-                        m.d.sync += self.psum_out.eq(here + self.psum_in)
-            with m.Case(OP_GRADIENT):
-                m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + product),
-                             g_wr.en.eq(mine[3])]
-            with m.Case(OP_UPDATE):
-                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[3]),
-                             self.sat_w.eq(mine[3] & w_sat)]
-        with m.If(~c3.valid):
-            m.d.comb += [w_wr.data.eq(self.w_wdata), w_wr.en.eq(self.w_we)]
+        with m.If((c3.op == OP_FORWARD) & c3.valid & c3.last):
+            m.d.sync += [finished.eq(1), finished_group.eq(c3.fold)]
 
-        # c4: activation and write-back of a, d
-        m.submodules.activation = act = ActivationUnit(
-            cfg.activations[self.layer - 1], acc.shape().width, cfg.forward_frac, af)
-        old_a = Array(self.a)[finished_fold] if F > 1 else self.a[0]
-        a_value, a_sat = blend(old_a, act.a, self.h_shift, af)
-        m.d.comb += [act.z.eq(acc), self.sat_a.eq(Mux(finished, act.saturated + a_sat, 0))]
-        with m.If(finished):
-            m.d.sync += [a_next[finished_fold].eq(a_value), d_next[finished_fold].eq(act.d)]
+        for k, folds in enumerate(lanes):
+            # lane k: multiplier k, the PE's folds k, k + M, ... at groups 0, 1, ...
+            G = len(folds)
+            w_mem = Memory(shape=signed(mf.width), depth=G * C, init=[])
+            g_mem = Memory(shape=signed(gw), depth=G * C, init=[])
+            m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
+            w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
+            g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
+            mine = [Signal(name=f"mine{k}_{s}") for s in range(4)]
+            for s_, c in enumerate((c0, c1, c2, c3)):
+                m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
+            address = lambda group, col: (group * C + col)[:bits(G * C)]
+            idle_address = address(mem_group, self.mem_col)
+            m.d.comb += [w_rd.addr.eq(Mux(c0.valid, address(c0.fold, c0.col), idle_address)),
+                         g_rd.addr.eq(Mux(c0.valid, address(c0.fold, c0.col), idle_address))]
+            w_rdata.append(w_rd.data)
+            g_rdata.append(g_rd.data)
+
+            # c1: operands (the multiplier sees the master weight with its extra bits dropped)
+            w_eff = w_rd.data[cfg.master_extra_bits:].as_signed()
+            fold_now = c1.fold * M + k
+            lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
+            mul_a = Signal(signed(max(wf.width, sf.width)), name=f"mul_a{k}")
+            mul_b = Signal(signed(max(af.width, sf.width)), name=f"mul_b{k}")
+            m.d.sync += [
+                mul_a.eq(Mux(mine[1], Mux(c1.op == OP_GRADIENT, lam_f, w_eff), 0)),
+                mul_b.eq(Mux(c1.op == OP_BACKWARD, lam_f, c1.operand)),
+            ]
+            g2, w3, g3 = (Signal(signed(gw), name=f"g2_{k}"),
+                          Signal(signed(mf.width), name=f"w3_{k}"),
+                          Signal(signed(gw), name=f"g3_{k}"))
+            w2 = Signal(signed(mf.width), name=f"w2_{k}")
+            m.d.sync += [w2.eq(w_rd.data), g2.eq(g_rd.data), w3.eq(w2), g3.eq(g2)]
+
+            # c2: product; the update's rounding offset from this multiplier's generator
+            product = Signal(signed(mul_a.shape().width + mul_b.shape().width),
+                             name=f"product{k}")
+            m.d.sync += product.eq(mul_a * mul_b)
+            products.append(product)
+            lfsr = LFSR(self.layer, self.pe * M + k)
+            m.submodules[f"lfsr{k}"] = lfsr
+            m.d.comb += [lfsr.seed.eq(self.seed), lfsr.load.eq(self.seed_load),
+                         lfsr.step.eq(mine[1] & (c1.op == OP_UPDATE) & stochastic)]
+            offset = (lfsr.state & mask) if stochastic else ((1 << shift) >> 1)
+            delta = Signal(signed(gw + 1), name=f"delta{k}")
+            m.d.sync += delta.eq((g2 + offset) >> shift)
+
+            # c3: gradient and weight write-back
+            new_w, w_sat = saturate(w3 - delta, mf)
+            m.d.comb += [g_wr.addr.eq(address(c3.fold, c3.col)),
+                         w_wr.addr.eq(Mux(c3.valid, address(c3.fold, c3.col), idle_address))]
+            sat_w = Signal(name=f"sat_w{k}")
+            with m.Switch(c3.op):
+                with m.Case(OP_GRADIENT):
+                    m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + product),
+                                 g_wr.en.eq(mine[3])]
+                with m.Case(OP_UPDATE):
+                    m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[3]),
+                                 sat_w.eq(mine[3] & w_sat)]
+            with m.If(~c3.valid):
+                m.d.comb += [w_wr.data.eq(self.w_wdata),
+                             w_wr.en.eq(self.w_we & (mem_lane_now(self, M, F) == k))]
+            sats_w.append(sat_w)
+
+            # c3: forward accumulation; c4: activation and write-back of a, d
+            acc = Signal(signed(cfg.forward_acc_bits(self.layer)), name=f"acc{k}")
+            with m.If(c3.op == OP_FORWARD):
+                m.d.sync += acc.eq(Mux(c3.first, 0, acc) + product)
+            act = ActivationUnit(cfg.activations[self.layer - 1], acc.shape().width,
+                                 cfg.forward_frac, af)
+            m.submodules[f"activation{k}"] = act
+            fold_done = finished_group * M + k
+            mine_done = finished & (finished_group < G)
+            old_a = Array(self.a)[fold_done[:bits(F)]] if F > 1 else self.a[0]
+            a_value, a_sat = blend(old_a, act.a, self.h_shift, af)
+            m.d.comb += act.z.eq(acc)
+            sats_a.append(Mux(mine_done, act.saturated + a_sat, 0))
+            with m.If(mine_done):
+                m.d.sync += [a_next[fold_done[:bits(F)]].eq(a_value),
+                             d_next[fold_done[:bits(F)]].eq(act.d)]
+
+        m.d.comb += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
+                                     else w_rdata[0]),
+                     self.g_rdata.eq(Array(g_rdata)[mem_lane] if len(g_rdata) > 1
+                                     else g_rdata[0]),
+                     self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
+
+        # c3: backward - this PE's share of (W^T lam)[col], summed over its multipliers and
+        # fold groups, joins the partial sum travelling down the chain
+        partial = Signal(signed(cfg.backward_acc_bits(self.layer)))
+        here = Mux(c3.first, 0, partial) + sum(products)
+        with m.If((c3.op == OP_BACKWARD) & c3.valid):
+            m.d.sync += partial.eq(here)
+            with m.If(c3.last):
+                m.d.sync += self.psum_out.eq(here + self.psum_in)
         return m

@@ -32,11 +32,12 @@ def add_config_options(p, net_default="64-16-10", act_default=None):
     g.add_argument("--master-bits", type=int, help="extra master-weight fraction bits")
     g.add_argument("--rounding", choices=ROUNDING_MODES, help="weight-update rounding")
     g.add_argument("--pes", help="processing elements per layer, e.g. 8,2")
+    g.add_argument("--mults", help="multipliers per processing element, per layer (default 1)")
 
 
 def config_from(args, net=None, lr_shift=None):
     return NetConfig.from_strings(
-        net or args.net, args.act, pes=args.pes, act_format=args.act_format,
+        net or args.net, args.act, pes=args.pes, mults=args.mults, act_format=args.act_format,
         weight_format=args.weight_format, sens_format=args.sens_format,
         master_extra_bits=args.master_bits, rounding=args.rounding, lr_shift=lr_shift)
 

@@ -248,9 +248,10 @@ class DeviceModel:
 
     # -- training -----------------------------------------------------------------------------
     def seed(self, seed):
-        """Seed every PE's xorshift32 generator (see :mod:`dyadic.hdl.lfsr`)."""
-        self.lfsr = [np.array([seed_state(seed & MASK, l, p) for p in range(P)], dtype=np.uint64)
-                     for l, P in enumerate(self.cfg.pes, start=1)]
+        """Seed every multiplier's xorshift32 generator (see :mod:`dyadic.hdl.lfsr`)."""
+        self.lfsr = [np.array([seed_state(seed & MASK, l, j)
+                               for j in range(len(self.cfg.generators(l)))], dtype=np.uint64)
+                     for l in range(1, self.cfg.L + 1)]
 
     def update(self, grads):
         """``W <- sat(W - round(2**-lr_shift * G))`` for every layer, rounding as configured."""
@@ -266,17 +267,19 @@ class DeviceModel:
             self._count("weight", n)
 
     def _rounding_offsets(self, l, s):
-        """Low ``s`` bits of each PE's next states, laid out like the weights of layer ``l``."""
+        """Low ``s`` bits of each generator's next states, laid out like the weights of ``l``."""
         cfg = self.cfg
-        n_rows, cols, P = cfg.sizes[l], cfg.row_length(l), cfg.pes[l - 1]
-        offsets = np.zeros((n_rows, cols), dtype=np.int64)
+        cols = cfg.row_length(l)
+        offsets = np.zeros((cfg.sizes[l], cols), dtype=np.int64)
+        rows = [g[2] for g in cfg.generators(l)]
+        longest = max(len(r) for r in rows)
+        table = np.array([r + [-1] * (longest - len(r)) for r in rows])  # -1: no row
         states = self.lfsr[l - 1]
-        pe = np.arange(P)
-        for k in range(-(-n_rows // P) * cols):
-            rows = pe + P * (k // cols)
-            busy = rows < n_rows
+        for k in range(longest * cols):
+            row_now = table[:, k // cols]
+            busy = row_now >= 0
             states = np.where(busy, xorshift32(states.copy()), states)
-            offsets[rows[busy], k % cols] = (states[busy] & ((1 << s) - 1)).astype(np.int64)
+            offsets[row_now[busy], k % cols] = (states[busy] & ((1 << s) - 1)).astype(np.int64)
         self.lfsr[l - 1] = states
         return offsets
 

@@ -26,17 +26,18 @@ def measure_cycles(cfg, sim="verilator", batch=32, batches=2, directory=None):
 
 
 def main(argv=None):
-    """``python -m dyadic.sim.measure --net 64-16-10 --pes 8,2 [--simulator icarus]``"""
+    """``python -m dyadic.sim.measure --net 64-16-10 --pes 8,2 [--mults 1,1] [--simulator icarus]``"""
     import argparse
     from dyadic.hdl.config import NetConfig
     p = argparse.ArgumentParser(description="cycle counts of the RTL in cocotb")
     p.add_argument("--net", default="64-16-10")
     p.add_argument("--act", default="leaky_relu,identity")
     p.add_argument("--pes", default=None)
+    p.add_argument("--mults", default=None, help="multipliers per PE, per layer")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--simulator", default="verilator")
     args = p.parse_args(argv)
-    cfg = NetConfig.from_strings(args.net, args.act, pes=args.pes)
+    cfg = NetConfig.from_strings(args.net, args.act, pes=args.pes, mults=args.mults)
     print(json.dumps(measure_cycles(cfg, args.simulator, args.batch)))
 
 

@@ -44,10 +44,11 @@ async def measure(dut):
     update, _, _ = await cycles_of(op=Op.UPDATE, lr_shift=cfg.lr_shift)
     epoch, steps, seconds = await cycles_of(op=Op.TRAIN, count=samples, batch=batch,
                                             lr_shift=cfg.lr_shift)
-    multipliers = sum(cfg.pes)
+    multipliers = cfg.multipliers
     ideal = cfg.macs_per_sample() / multipliers
     result = {
-        "net": "-".join(map(str, cfg.sizes)), "pes": list(cfg.pes), "multipliers": multipliers,
+        "net": "-".join(map(str, cfg.sizes)), "pes": list(cfg.pes), "mults": list(cfg.mults),
+        "multipliers": multipliers,
         "batch": batch, "samples": samples,
         "cycles_per_step": step, "train_cycles": epoch, "train_steps": steps,
         "cycles_per_sample": epoch / samples, "ideal_cycles_per_sample": ideal,

@@ -12,7 +12,8 @@ def random_config(rng, L=None, acts=("relu", "leaky_relu", "hardtanh", "identity
     activations = [Activation("leaky_relu", int(rng.integers(1, 5))) if n == "leaky_relu"
                    else Activation(n) for n in names]
     pes = [int(rng.integers(1, n + 1)) for n in sizes[1:]]
-    return NetConfig(tuple(sizes), tuple(activations), pes=tuple(pes), **kw)
+    mults = [int(rng.integers(1, 4)) for _ in pes]
+    return NetConfig(tuple(sizes), tuple(activations), pes=tuple(pes), mults=tuple(mults), **kw)
 
 
 @pytest.fixture

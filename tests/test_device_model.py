@@ -115,10 +115,10 @@ def _reference_offsets(cfg, l, seed, uses):
     """Rounding offsets by the letter of dyadic.hdl.lfsr: one PE at a time, plain loops."""
     s = cfg.update_shift
     offsets = np.zeros((cfg.sizes[l], cfg.row_length(l)), dtype=np.int64)
-    for p in range(cfg.pes[l - 1]):
-        state = seed_state(seed, l, p)
+    for j, (p, lane, rows) in enumerate(cfg.generators(l)):
+        state = seed_state(seed, l, j)
         for _ in range(uses):
-            for row in cfg.rows_of_pe(l, p):
+            for row in rows:
                 for col in range(cfg.row_length(l)):
                     state = xorshift32(state)
                     offsets[row, col] = state & ((1 << s) - 1)

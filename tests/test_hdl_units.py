@@ -73,16 +73,19 @@ def test_activation_unit_equals_the_golden_activation(act, rng):
     assert expected > 0 or act.name == "hardtanh"  # hardtanh's output cannot overflow SQ(3,6)
 
 
-def test_processing_element_forward_backward_gradient_update(rng):
-    # Layer 1 of 3-5 with 2 PEs: PE 0 serves rows 0, 2, 4 (three folds).
-    cfg = NetConfig((3, 5), ("leaky_relu",), pes=(2,), lr_shift=3)
+@pytest.mark.parametrize("pe, mults", [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3)])
+def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
+    # Layer 1 of 3-5 with 2 PEs: PE 0 serves rows 0, 2, 4 (three folds), PE 1 rows 1, 3;
+    # with M multipliers the folds go M at a time.
+    cfg = NetConfig((3, 5), ("leaky_relu",), pes=(2,), mults=(mults,), lr_shift=3)
     model = DeviceModel(cfg)
     model.set_params([rng.uniform(-1, 1, (5, 3))], [rng.uniform(-.5, .5, 5)])
-    rows, C = cfg.rows_of_pe(1, 0), cfg.row_length(1)
+    rows, C = cfg.rows_of_pe(1, pe), cfg.row_length(1)
+    groups = -(-len(rows) // mults)
     af, sf = cfg.act_format, cfg.sens_format
     x = af.quantise(rng.uniform(-1, 1, 3))
     lam = sf.quantise(rng.uniform(-1, 1, 5))
-    dut = ProcessingElement(cfg, 1, 0)
+    dut = ProcessingElement(cfg, 1, pe)
     W_eff = model.effective(1)
     out = {}
 
@@ -99,13 +102,14 @@ def test_processing_element_forward_backward_gradient_update(rng):
     async def bench(ctx):
         for f, r in enumerate(rows):
             for c in range(C):
-                ctx.set(dut.mem_addr, f * C + c)
+                ctx.set(dut.mem_fold, f)
+                ctx.set(dut.mem_col, c)
                 ctx.set(dut.w_wdata, int(model.weights[0][r, c]))
                 ctx.set(dut.w_we, 1)
                 await ctx.tick()
             ctx.set(dut.w_we, 0)
         operands = list(x) + [af.one]
-        for f in range(len(rows)):                      # forward
+        for f in range(groups):                         # forward, a fold group at a time
             for c in range(C):
                 await issue(ctx, OP_FORWARD, f, c, c == 0, c == C - 1, operands[c])
         await idle(ctx)
@@ -122,12 +126,12 @@ def test_processing_element_forward_backward_gradient_update(rng):
             await ctx.tick()
         ctx.set(dut.reg_we, 0)
         out["psum"] = []
-        for c in range(3):                              # backward, folds inside
-            for f in range(len(rows)):
-                await issue(ctx, OP_BACKWARD, f, c, f == 0, f == len(rows) - 1)
+        for c in range(3):                              # backward, groups inside
+            for f in range(groups):
+                await issue(ctx, OP_BACKWARD, f, c, f == 0, f == groups - 1)
             await idle(ctx, 4)
             out["psum"].append(ctx.get(dut.psum_out))
-        for f in range(len(rows)):                      # gradient
+        for f in range(groups):                         # gradient
             for c in range(C):
                 await issue(ctx, OP_GRADIENT, f, c, c == 0, c == C - 1, operands[c], overwrite=1)
         await idle(ctx)
@@ -136,7 +140,7 @@ def test_processing_element_forward_backward_gradient_update(rng):
         ctx.set(dut.seed_load, 1)
         await ctx.tick()
         ctx.set(dut.seed_load, 0)
-        for f in range(len(rows)):                      # update
+        for f in range(groups):                         # update
             for c in range(C):
                 await issue(ctx, OP_UPDATE, f, c, c == 0, c == C - 1)
         await idle(ctx)
@@ -144,7 +148,8 @@ def test_processing_element_forward_backward_gradient_update(rng):
         for f in range(len(rows)):
             row = []
             for c in range(C):
-                ctx.set(dut.mem_addr, f * C + c)
+                ctx.set(dut.mem_fold, f)
+                ctx.set(dut.mem_col, c)
                 await ctx.tick()
                 row.append(ctx.get(dut.w_rdata))
             out["w"].append(row)
@@ -161,11 +166,14 @@ def test_processing_element_forward_backward_gradient_update(rng):
     assert_array_equal(out["w"], model.weights[0][rows])
 
 
-@pytest.mark.parametrize("net, act, pes", [("5-7-3", "leaky_relu,identity", "3,2"),
-                                           ("4-6-5-3", "hardtanh,relu,identity", "2,5,1")])
-def test_layer_engines_in_the_network(net, act, pes, rng):
+@pytest.mark.parametrize("net, act, pes, mults", [
+    ("5-7-3", "leaky_relu,identity", "3,2", "1,1"),
+    ("4-6-5-3", "hardtanh,relu,identity", "2,5,1", "1,1,1"),
+    ("5-7-3", "relu,identity", "2,1", "3,2"),   # several multipliers per PE, uneven groups
+])
+def test_layer_engines_in_the_network(net, act, pes, mults, rng):
     """The layer engines together, in amaranth.sim: trace steps and pipelined training."""
-    cfg = NetConfig.from_strings(net, act, pes=pes, act_format="3.8", lr_shift=3)
+    cfg = NetConfig.from_strings(net, act, pes=pes, mults=mults, act_format="3.8", lr_shift=3)
     dut = RelaxationNetwork(cfg, samples=7)
 
     async def bench(ctx):

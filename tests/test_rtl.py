@@ -8,7 +8,7 @@ from dyadic.hdl.config import NetConfig
 from dyadic.sim.runner import SIMULATORS, run_cocotb, missing_simulator
 
 # L = 1..4, odd sizes, folded (fewer PEs than rows) and unfolded layers, every activation,
-# narrow formats that saturate, nearest and stochastic rounding.
+# narrow formats that saturate, nearest and stochastic rounding, several multipliers per PE.
 CONFIGS = {
     "4-3-relu-unfolded": (NetConfig.from_strings("4-3", "relu", pes="3"), 5),
     "5-7-3-folded": (NetConfig.from_strings("5-7-3", "leaky_relu,identity", pes="3,2",
@@ -20,6 +20,8 @@ CONFIGS = {
     "6-5-5-5-2-all": (NetConfig.from_strings("6-5-5-5-2", "hardtanh,relu,leaky_relu:2,identity",
                                              pes="5,2,1,2", weight_format="2.8",
                                              master_extra_bits=4), 5),
+    "7-9-4-multipliers": (NetConfig.from_strings("7-9-4", "leaky_relu,identity", pes="2,3",
+                                                 mults="3,2"), 6),
 }
 
 
