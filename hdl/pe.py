@@ -55,13 +55,6 @@ def control_layout(cfg, layer):
         "first": 1, "last": 1, "overwrite": 1, "operand": signed(cfg.act_format.width)})
 
 
-def mem_lane_now(pe, M, F):
-    """The lane holding the fold on ``pe.mem_fold`` (this cycle)."""
-    if F == 1:
-        return Const(0, 1)
-    return Array(Const(f % M, bits(M)) for f in range(F))[pe.mem_fold]
-
-
 class ProcessingElement(wiring.Component):
     """PE ``pe`` of layer ``layer`` (1-based) of ``cfg``; see the module docstring.
 
@@ -149,9 +142,10 @@ class ProcessingElement(wiring.Component):
         M = cfg.mults[self.layer - 1]
         lanes = [list(range(k, F, M)) for k in range(M)]
         lanes = [folds for folds in lanes if folds]
-        mem_lane = Signal(bits(M))
-        m.d.sync += mem_lane.eq(Array(Const(f % M, bits(M)) for f in range(F))[self.mem_fold]
+        lane_now, mem_lane = Signal(bits(M)), Signal(bits(M))  # mem_lane: one cycle later
+        m.d.comb += lane_now.eq(Array(Const(f % M, bits(M)) for f in range(F))[self.mem_fold]
                                 if F > 1 else 0)
+        m.d.sync += mem_lane.eq(lane_now)
         mem_group = (Array(Const(f // M, bits(F)) for f in range(F))[self.mem_fold]
                      if F > 1 else Const(0, 1))
         w_rdata, g_rdata = [], []
@@ -227,7 +221,7 @@ class ProcessingElement(wiring.Component):
                                  sat_w.eq(mine[3] & w_sat)]
             with m.If(~c3.valid):
                 m.d.comb += [w_wr.data.eq(self.w_wdata),
-                             w_wr.en.eq(self.w_we & (mem_lane_now(self, M, F) == k))]
+                             w_wr.en.eq(self.w_we & (lane_now == k))]
             sats_w.append(sat_w)
 
             # c3: forward accumulation; c4: activation and write-back of a, d
