@@ -152,9 +152,10 @@ class RelaxationNetwork(wiring.Component):
             return (k >= 0) & (k < batch_size)
 
         def sample_address(offset, width):
+            """Data-memory address of the batch's sample ``t - offset`` (its first sample
+            when that is a bubble, so every address stays inside the memory)."""
             k = t.as_signed() - offset
-            valid = (k >= 0) & (k < batch_size)
-            sample = Mux(valid, batch_start + k, batch_start)[:16]
+            sample = Mux(in_batch(offset), batch_start + k, batch_start)[:16]
             return (sample * width)[:self.data_bits]
 
         relax_mode = cmd.op == Op.RELAX

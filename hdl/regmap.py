@@ -17,7 +17,7 @@ import enum
 
 from .pe import bits
 
-__all__ = ["Space", "Status", "Op", "address", "col_bits"]
+__all__ = ["Space", "Status", "Op", "REGISTERS", "address", "col_bits"]
 
 
 class Space(enum.IntEnum):
@@ -29,6 +29,10 @@ class Space(enum.IntEnum):
     X = 5
     Y = 6
     STATUS = 7
+
+
+#: The dyadic registers of a layer by name, and the address space of each.
+REGISTERS = {"a": Space.A, "d": Space.D, "lam": Space.LAM}
 
 
 class Status(enum.IntEnum):

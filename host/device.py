@@ -11,7 +11,7 @@ the last sample slot as scratch for single-sample work (gradient, relax, infer).
 import numpy as np
 
 from ..hdl.config import NetConfig
-from ..hdl.regmap import Space, Status, Op, address, col_bits
+from ..hdl.regmap import Space, Status, Op, REGISTERS, address, col_bits
 
 __all__ = ["BoardDevice", "open_device", "DeviceError"]
 
@@ -105,7 +105,7 @@ class BoardDevice:
             self.link.reset()
             self.link.execute(op=Op.TRAIN, sample=0, count=n, batch=batch, lr_shift=lr_shift)
             st = self.status()
-            rec = {"loss": st["loss"] / 2 / 2.0 ** self.cfg.loss_frac / n,
+            rec = {"loss": self._mean_loss(st, n),
                    "train_acc": st["correct"] / n,
                    "saturations": {k: st["sat_" + k] for k in ("activation", "sensitivity",
                                                                "weight")}}
@@ -121,7 +121,11 @@ class BoardDevice:
         self.link.reset()
         self.link.execute(op=Op.INFER, sample=first, count=len(x), batch=batch)
         st = self.status()
-        return st["loss"] / 2 / 2.0 ** self.cfg.loss_frac / len(x), st["correct"] / len(x)
+        return self._mean_loss(st, len(x)), st["correct"] / len(x)
+
+    def _mean_loss(self, status, samples):
+        """The loss counter (``sum |a_L - y|^2``, raw) as the mean of ``|a_L - y|^2 / 2``."""
+        return status["loss"] / 2 / 2.0 ** self.cfg.loss_frac / samples
 
     # -- single samples in the scratch slot ----------------------------------------------------
     def _scratch(self, x, y):
@@ -155,7 +159,7 @@ class BoardDevice:
         slot, step ``steps`` times; every register after every step (raw), ``start`` first."""
         cfg, af = self.cfg, self.cfg.act_format
         slot = self._scratch(af.to_float(x_raw), af.to_float(y_raw))
-        for kind, space in (("a", Space.A), ("d", Space.D), ("lam", Space.LAM)):
+        for kind, space in REGISTERS.items():
             for l, values in enumerate(start[kind], 1):
                 self.link.write(address(space, l, 0), list(values))
         trajectory = [start]
@@ -164,8 +168,7 @@ class BoardDevice:
             trajectory.append({kind: [np.array(self.link.read(address(space, l, 0),
                                                                cfg.sizes[l]))
                                       for l in range(1, cfg.L + 1)]
-                               for kind, space in (("a", Space.A), ("d", Space.D),
-                                                   ("lam", Space.LAM))})
+                               for kind, space in REGISTERS.items()})
         return trajectory
 
 

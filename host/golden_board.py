@@ -7,7 +7,7 @@ import numpy as np
 
 from ..hdl.protocol import (SYNC, ERROR, MAX_PAYLOAD, MAX_WRITE_WORDS, MAX_READ_WORDS,
                             EXEC_BYTES, Request, Error, crc16, encode, unpack_exec)
-from ..hdl.regmap import Space, Status, Op, col_bits
+from ..hdl.regmap import Space, Status, Op, REGISTERS, col_bits
 from ..hdl.top import build_info
 from .device_model import DeviceModel
 
@@ -20,8 +20,7 @@ class GoldenBoard:
     def __init__(self, cfg, samples):
         self.cfg, self.samples = cfg, samples
         self.model = DeviceModel(cfg)
-        self.state = {k: [np.zeros(n, np.int64) for n in cfg.sizes[1:]]
-                      for k in ("a", "d", "lam")}
+        self.state = {k: [np.zeros(n, np.int64) for n in cfg.sizes[1:]] for k in REGISTERS}
         self.grads = [np.zeros_like(w) for w in self.model.weights]
         self.x = np.zeros(samples * cfg.sizes[0], np.int64)
         self.y = np.zeros(samples * cfg.sizes[-1], np.int64)
@@ -151,7 +150,7 @@ class GoldenBoard:
         if space in (Space.A, Space.D, Space.LAM):
             fmt = {Space.A: cfg.act_format, Space.LAM: cfg.sens_format}.get(space)
             value = word & 3 if fmt is None else _wrap(signed32, fmt.width)
-            self.state[("a", "d", "lam")[space]][layer - 1][index] = value
+            self.state[_KIND[space]][layer - 1][index] = value
         elif space == Space.W:
             cb = col_bits(cfg)
             self.model.weights[layer - 1][index >> cb, index & ((1 << cb) - 1)] = \
@@ -164,7 +163,7 @@ class GoldenBoard:
         space, layer, index = self._split(address)
         cb = col_bits(self.cfg)
         if space in (Space.A, Space.D, Space.LAM):
-            return int(self.state[("a", "d", "lam")[space]][layer - 1][index])
+            return int(self.state[_KIND[space]][layer - 1][index])
         if space in (Space.W, Space.G):
             matrix = (self.model.weights if space == Space.W else self.grads)[layer - 1]
             return int(matrix[index >> cb, index & ((1 << cb) - 1)])
@@ -229,6 +228,9 @@ class GoldenBoard:
             return action()
         finally:
             self.model.cfg = self.cfg
+
+
+_KIND = {space: kind for kind, space in REGISTERS.items()}
 
 
 def _wrap(value, width):

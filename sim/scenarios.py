@@ -9,14 +9,12 @@ Every comparison is exact integer equality (``numpy.testing.assert_array_equal``
 import numpy as np
 from numpy.testing import assert_array_equal
 
-from dyadic.hdl.regmap import Space, Status, Op, address, col_bits
+from dyadic.hdl.regmap import Space, Status, Op, REGISTERS, address, col_bits
 from dyadic.host import float_model
 from dyadic.host.device_model import DeviceModel
 
 __all__ = ["random_model", "load_weights", "read_weights", "read_gradients", "read_registers",
-           "write_registers", "load_dataset", "trace_scenario", "train_scenario", "REGISTERS"]
-
-REGISTERS = ((Space.A, "a"), (Space.D, "d"), (Space.LAM, "lam"))
+           "write_registers", "load_dataset", "trace_scenario", "train_scenario"]
 
 
 def random_model(cfg, rng):
@@ -53,11 +51,11 @@ async def read_registers(bus, cfg):
     """``{"a": [a_1..a_L], "d": [...], "lam": [...]}`` as int arrays."""
     return {kind: [np.array([await bus.read(address(space, l, i))
                              for i in range(cfg.sizes[l])]) for l in range(1, cfg.L + 1)]
-            for space, kind in REGISTERS}
+            for kind, space in REGISTERS.items()}
 
 
 async def write_registers(bus, cfg, state):
-    for space, kind in REGISTERS:
+    for kind, space in REGISTERS.items():
         for l in range(1, cfg.L + 1):
             for i, v in enumerate(state[kind][l - 1]):
                 await bus.write(address(space, l, i), v)
