@@ -8,7 +8,7 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.dyadic-setup
 JOBS    ?= 2
 
-.PHONY: setup train test test-slow bench clean
+.PHONY: setup train test test-slow boards bench clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,17 @@ test: $(STAMP)
 # Long runs kept out of `make test`: digits on the simulated board.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -q -m slow
+
+# Bitstreams and reports of every board preset (build/BOARD/: bitstream, report.json, logs).
+# The ULX3S preset's place and route takes minutes; a preset that does not fit says why.
+boards: $(STAMP)
+	@for board in icebreaker ulx3s-85f; do \
+	  $(BIN)/dyadic build --board $$board || status=1; \
+	done; exit $${status:-0}
+
+# The performance table (build/bench/bench.md, .json): RTL cycles, Fmax, NumPy on one core.
+bench: $(STAMP)
+	$(BIN)/dyadic bench --plot build/bench/bench.png
 
 clean:
 	rm -rf build .pytest_cache

@@ -5,7 +5,14 @@ from amaranth import Mux, Const
 
 from .fixed import SQ
 
-__all__ = ["round_shift", "round_shift_var", "saturate", "derivative_scale", "blend"]
+__all__ = ["round_shift", "round_shift_var", "saturate", "derivative_scale", "const_mul"]
+
+
+def const_mul(value, k):
+    """``value * k`` for a constant ``k >= 0`` as shifts and adds: address arithmetic must not
+    take a hard multiplier from the processing elements."""
+    terms = [value << i for i in range(k.bit_length()) if k >> i & 1]
+    return sum(terms[1:], terms[0]) if terms else Const(0, 1)
 
 
 def round_shift(value, shift):
@@ -39,8 +46,3 @@ def derivative_scale(value, frac, code, act, fmt: SQ):
         return Mux(code == 1, one, Mux(code == 2, slope, 0))
     return Mux(code == 1, one, 0)
 
-
-def blend(old, target, h_shift, fmt: SQ):
-    """Relaxation write-back with step ``h = 2**-h_shift``: ``sat(old + round((target - old)
-    / 2**h_shift))`` (``target`` itself when ``h_shift`` is 0). Returns ``(value, saturated)``."""
-    return saturate(old + round_shift_var(target - old, h_shift), fmt)

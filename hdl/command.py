@@ -50,6 +50,7 @@ class CommandEngine(wiring.Component):
     tx : Out(stream of 8 bits) bytes to the host.
     cmd, addr, wdata, we, re, rdata, rvalid, busy : the network's interface, mirrored.
     idle : Out(1)  waiting for the first byte of a frame, nothing left to send.
+    failed : Out(1)  the last reply was an error (a board shows it on a LED).
     """
 
     def __init__(self, network, info, timeout):
@@ -60,7 +61,7 @@ class CommandEngine(wiring.Component):
             "cmd": Out(stream.Signature(command_layout)),
             "addr": Out(32), "wdata": Out(64), "we": Out(1), "re": Out(1),
             "rdata": In(64), "rvalid": In(1), "busy": In(1),
-            "idle": Out(1),
+            "idle": Out(1), "failed": Out(1),
         })
 
     def elaborate(self, platform):
@@ -376,6 +377,6 @@ class CommandEngine(wiring.Component):
                         m.next = "REPLY_WAIT"
             with m.State("REPLY_WAIT"):
                 with m.If(tx_done & ~tx_start):
-                    m.d.sync += error.eq(0)
+                    m.d.sync += [error.eq(0), self.failed.eq(error != 0)]
                     m.next = "HUNT"
         return m

@@ -293,6 +293,16 @@ class NetConfig:
         except FormatError as e:
             raise ConfigError(str(e)) from None
 
+    @property
+    def net_text(self):
+        """Layer sizes as typed: ``64-16-10``."""
+        return "-".join(map(str, self.sizes))
+
+    @property
+    def pes_text(self):
+        """PEs per layer as typed (``8,2``), with multipliers per PE when not one (``8x2,2``)."""
+        return ",".join(f"{p}x{k}" if k > 1 else str(p) for p, k in zip(self.pes, self.mults))
+
     def describe(self):
         """One line for humans."""
         return (f"net {'-'.join(map(str, self.sizes))} "

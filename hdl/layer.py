@@ -20,9 +20,9 @@ from amaranth.lib import wiring, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .arith import derivative_scale, saturate
+from .arith import derivative_scale, saturate, const_mul
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
-                 OP_GRADIENT, OP_UPDATE)
+                 OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY)
 
 __all__ = ["LayerEngine", "skew_depth"]
 
@@ -166,7 +166,10 @@ class LayerEngine(wiring.Component):
         fold, col = Signal(bits(n_groups)), Signal(bits(C))  # ``fold``: the fold group
         issue = Signal(ctl)  # word being issued; its operand arrives next cycle
         pending = Signal(ctl)
-        drain = Signal(range(P + 9))
+        # the last word's final write: a PE's at P + WRITE_LATENCY cycles; the backward tail's
+        # target reaches the layer below at P + 7 and is written LAM_LATENCY cycles later
+        drain_end = P + max(WRITE_LATENCY, 7 + LAM_LATENCY)
+        drain = Signal(range(drain_end + 1))
         one = Const(af.one, signed(af.width))
         last_col, last_fold = col == C - 1, fold == n_groups - 1
         gradient_on = Signal()
@@ -225,9 +228,7 @@ class LayerEngine(wiring.Component):
                 m.d.sync += drain.eq(0)
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain + 1)
-                # the last word's final write: F at P + 5 cycles, the backward tail's lam
-                # write into the layer below at P + 8
-                with m.If(drain == P + 8):
+                with m.If(drain == drain_end):
                     m.next = "WAIT_OUTPUT"
             with m.State("WAIT_OUTPUT"):
                 with m.If(~output_busy):
@@ -241,8 +242,8 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.src_addr.eq(base + col)
         else:
             m.d.comb += [self.src_addr.eq(col),
-                         skew_grad.addr.eq(self.slot_r * n_in + col)]
-            m.d.comb += [skew_wr.addr.eq(self.slot_w * n_in + pending.col),
+                         skew_grad.addr.eq(const_mul(self.slot_r, n_in) + col)]
+            m.d.comb += [skew_wr.addr.eq(const_mul(self.slot_w, n_in) + pending.col),
                          skew_wr.data.a.eq(self.src_a), skew_wr.data.d.eq(self.src_d),
                          skew_wr.en.eq(pending.valid & (pending.op == OP_FORWARD)
                                        & (pending.fold == 0) & (pending.col < n_in))]
@@ -261,7 +262,7 @@ class LayerEngine(wiring.Component):
             at_tail = tail[2].valid & (tail[2].op == OP_BACKWARD) & tail[2].last
             psum = Signal(signed(cfg.backward_acc_bits(l)))
             t_valid, t_col = Signal(), Signal(bits(n_in))
-            m.d.comb += skew_tail.addr.eq(self.slot_r * n_in + tail[2].col)
+            m.d.comb += skew_tail.addr.eq(const_mul(self.slot_r, n_in) + tail[2].col)
             m.d.sync += [t_valid.eq(at_tail), t_col.eq(tail[2].col), psum.eq(pes[-1].psum_out)]
             target, sat = saturate(derivative_scale(psum, cfg.backward_frac, skew_tail.data.d,
                                                     act_below, sf), sf)

@@ -17,6 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .layer import LayerEngine
+from .arith import const_mul
 from .pe import bits
 from .regmap import Space, Status, Op, col_bits
 
@@ -79,9 +80,11 @@ class RelaxationNetwork(wiring.Component):
                 e.mem_row.eq(index[cb:]), e.mem_col.eq(index[:cb]),
                 e.w_we.eq(here & self.we & (space == Space.W)), e.w_wdata.eq(self.wdata),
             ]
-        m.d.comb += [x_wr.addr.eq(index), x_wr.data.eq(self.wdata),
+        # writes (idle only) share the read address, so the data set may live in single-port
+        # RAM (the iCE40UP5K's SPRAM)
+        m.d.comb += [x_wr.addr.eq(x_rd.addr), x_wr.data.eq(self.wdata),
                      x_wr.en.eq(idle & self.we & (space == Space.X)),
-                     y_wr.addr.eq(index), y_wr.data.eq(self.wdata),
+                     y_wr.addr.eq(y_rd.addr), y_wr.data.eq(self.wdata),
                      y_wr.en.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
@@ -156,7 +159,7 @@ class RelaxationNetwork(wiring.Component):
             when that is a bubble, so every address stays inside the memory)."""
             k = t.as_signed() - offset
             sample = Mux(in_batch(offset), batch_start + k, batch_start)[:16]
-            return (sample * width)[:self.data_bits]
+            return const_mul(sample, width)[:self.data_bits]
 
         relax_mode = cmd.op == Op.RELAX
         learning = cmd.op == Op.TRAIN
@@ -166,10 +169,13 @@ class RelaxationNetwork(wiring.Component):
                 e.start.eq(start), e.update_start.eq(update_start), e.commit.eq(commit),
                 e.h_shift.eq(Mux(relax_mode, cmd.h_shift, 0)), e.lr_shift.eq(cmd.lr_shift),
                 e.seed.eq(cmd.seed), e.seed_load.eq(seed_load),
+                e.sensitivity_on.eq(relax_mode | learning)]
+            # what depends on the step number is registered (the SETTLE state gives it the
+            # cycle): the sample arithmetic stays off the memories' address paths
+            m.d.sync += [
                 e.forward_valid.eq(relax_mode | in_batch(l)),
                 e.backward_valid.eq(relax_mode | (learning & in_batch(g))),
                 e.output_valid.eq(relax_mode | in_batch(1 + L)),
-                e.sensitivity_on.eq(relax_mode | learning),
                 e.gradient_on.eq(Mux(relax_mode, cmd.gradient & (t == cmd.count),
                                      learning & in_batch(g))),
                 e.overwrite.eq(relax_mode | (t == g)),
@@ -178,12 +184,12 @@ class RelaxationNetwork(wiring.Component):
                 e.slot_r.eq(Mux(relax_mode, slot, Mux(slot == e.depth - 1, 0, slot + 1))),
             ]
             if l == 1:
-                m.d.comb += [
-                    e.x_fwd_base.eq(Mux(relax_mode, (cmd.sample * n0)[:self.data_bits],
+                m.d.sync += [
+                    e.x_fwd_base.eq(Mux(relax_mode, const_mul(cmd.sample, n0)[:self.data_bits],
                                         sample_address(1, n0))),
-                    e.x_grad_base.eq(Mux(relax_mode, (cmd.sample * n0)[:self.data_bits],
+                    e.x_grad_base.eq(Mux(relax_mode, const_mul(cmd.sample, n0)[:self.data_bits],
                                          sample_address(g, n0)))]
-        m.d.comb += top.y_base.eq(Mux(relax_mode, (cmd.sample * nL)[:self.data_bits],
+        m.d.sync += top.y_base.eq(Mux(relax_mode, const_mul(cmd.sample, nL)[:self.data_bits],
                                       sample_address(1 + L, nL)))
 
         def advance_slots():
@@ -223,7 +229,9 @@ class RelaxationNetwork(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "STEP"
-            with m.State("STEP"):
+            with m.State("STEP"):   # the registered step controls settle
+                m.next = "START"
+            with m.State("START"):
                 m.d.comb += [start.eq(1), scoring.eq(~relax_mode)]
                 m.next = "WAIT"
             with m.State("WAIT"):

@@ -17,7 +17,9 @@ With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *
 ``M`` folds: multiplier ``k`` works on fold ``g * M + k`` with its own weight and gradient
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
 group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
-data and operand select, c2 product, c3 accumulate / write, c4 activation write-back.
+data and operand select, c2 product, c3 accumulate / write, c4-c7 activation write-back
+(activation unit, then :func:`relaxation_write`: difference, shift, sum); a sensitivity
+target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
 """
 
 from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
@@ -26,13 +28,39 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .activation import ActivationUnit
-from .arith import saturate, blend
+from .arith import saturate, round_shift_var, const_mul
 from .lfsr import LFSR
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_GRADIENT",
-           "OP_UPDATE", "bits"]
+           "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY"]
 
 OP_FORWARD, OP_BACKWARD, OP_GRADIENT, OP_UPDATE = range(4)
+
+#: Cycles from a control word entering a PE to its last register or memory write (c7).
+WRITE_LATENCY = 8
+#: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next``.
+LAM_LATENCY = 3
+
+
+def relaxation_write(m, name, valid, index, old, target, h_shift, fmt, carry=()):
+    """The write-back of one relaxation step, ``sat(old + round((target - old) / 2**h))``,
+    over registered stages: the difference, the rounded shift, then the sum (written by the
+    caller at the third edge). ``carry``: signals delayed alongside. Returns ``(valid, index,
+    value, saturated, carried)`` of the write stage."""
+    stages = [(valid, index, old, target - old, tuple(carry))]
+    for stage in range(2):
+        v, i, o, x, c = stages[-1]
+        regs = (Signal(name=f"{name}_valid{stage}"), Signal.like(i, name=f"{name}_index{stage}"),
+                Signal(signed(fmt.width), name=f"{name}_old{stage}"),
+                Signal(signed(fmt.width + 1), name=f"{name}_diff{stage}"),
+                tuple(Signal.like(s, name=f"{name}_carry{stage}_{n}") for n, s in enumerate(c)))
+        x = x if stage == 0 else round_shift_var(x, h_shift)
+        m.d.sync += [regs[0].eq(v), regs[1].eq(i), regs[2].eq(o), regs[3].eq(x),
+                     *(r.eq(s) for r, s in zip(regs[4], c))]
+        stages.append(regs)
+    v, i, o, step, c = stages[-1]
+    value, saturated = saturate(o + step, fmt)
+    return v, i, value, saturated, c
 
 
 def bits(n):
@@ -127,11 +155,18 @@ class ProcessingElement(wiring.Component):
                 with m.Case(2):
                     m.d.sync += self.lam[self.reg_fold].eq(self.reg_value)
 
+        # -- local copies of the command's shifts (constant while a command runs): the
+        # broadcast from the controller stays off the arithmetic paths
+        h_shift, lr_shift = Signal(4), Signal(5)
+        m.d.sync += [h_shift.eq(self.h_shift), lr_shift.eq(self.lr_shift)]
+
         # -- sensitivity write port ----------------------------------------------------------
-        lam_value, lam_sat = blend(self.lam[self.lam_fold], self.lam_target, self.h_shift, sf)
-        m.d.comb += self.sat_lam.eq(self.lam_we & lam_sat)
-        with m.If(self.lam_we):
-            m.d.sync += lam_next[self.lam_fold].eq(lam_value)
+        lam_we, lam_fold, lam_value, lam_sat, _ = relaxation_write(
+            m, "lam", self.lam_we, self.lam_fold, self.lam[self.lam_fold], self.lam_target,
+            h_shift, sf)
+        m.d.comb += self.sat_lam.eq(lam_we & lam_sat)
+        with m.If(lam_we):
+            m.d.sync += lam_next[lam_fold].eq(lam_value)
 
         # -- pipeline control ----------------------------------------------------------------
         c0 = self.ctl_in
@@ -152,7 +187,7 @@ class ProcessingElement(wiring.Component):
 
         stochastic = cfg.rounding == "stochastic"
         shift = Signal(6)
-        m.d.comb += shift.eq(cfg.gradient_frac - mf.frac_bits + self.lr_shift)
+        m.d.comb += shift.eq(cfg.gradient_frac - mf.frac_bits + lr_shift)
         mask = (1 << shift) - 1
         products, sats_a, sats_w = [], [], []
         finished, finished_group = Signal(), Signal.like(c3.fold)  # the full group number
@@ -171,7 +206,7 @@ class ProcessingElement(wiring.Component):
             mine = [Signal(name=f"mine{k}_{s}") for s in range(4)]
             for s_, c in enumerate((c0, c1, c2, c3)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
-            address = lambda group, col: (group * C + col)[:bits(G * C)]
+            address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle_address = address(mem_group, self.mem_col)
             m.d.comb += [w_rd.addr.eq(Mux(c0.valid, address(c0.fold, c0.col), idle_address)),
                          g_rd.addr.eq(Mux(c0.valid, address(c0.fold, c0.col), idle_address))]
@@ -180,7 +215,7 @@ class ProcessingElement(wiring.Component):
 
             # c1: operands (the multiplier sees the master weight with its extra bits dropped)
             w_eff = w_rd.data[cfg.master_extra_bits:].as_signed()
-            fold_now = c1.fold * M + k
+            fold_now = const_mul(c1.fold, M) + k
             lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
             mul_a = Signal(signed(max(wf.width, sf.width)), name=f"mul_a{k}")
             mul_b = Signal(signed(max(af.width, sf.width)), name=f"mul_b{k}")
@@ -228,18 +263,23 @@ class ProcessingElement(wiring.Component):
             acc = Signal(signed(cfg.forward_acc_bits(self.layer)), name=f"acc{k}")
             with m.If(c3.op == OP_FORWARD):
                 m.d.sync += acc.eq(Mux(c3.first, 0, acc) + product)
+            # c4: activation unit; c5-c7: the step from the current a, written
             act = ActivationUnit(cfg.activations[self.layer - 1], acc.shape().width,
                                  cfg.forward_frac, af)
             m.submodules[f"activation{k}"] = act
-            fold_done = finished_group * M + k
-            mine_done = finished & (finished_group < G)
-            old_a = Array(self.a)[fold_done[:bits(F)]] if F > 1 else self.a[0]
-            a_value, a_sat = blend(old_a, act.a, self.h_shift, af)
             m.d.comb += act.z.eq(acc)
-            sats_a.append(Mux(mine_done, act.saturated + a_sat, 0))
-            with m.If(mine_done):
-                m.d.sync += [a_next[fold_done[:bits(F)]].eq(a_value),
-                             d_next[fold_done[:bits(F)]].eq(act.d)]
+            fold_done = const_mul(finished_group, M) + k
+            act_a = Signal(signed(af.width), name=f"act_a{k}")
+            act_d, act_sat = Signal(2, name=f"act_d{k}"), Signal(name=f"act_sat{k}")
+            done, fold = Signal(name=f"done{k}"), Signal(bits(F), name=f"fold{k}")
+            m.d.sync += [act_a.eq(act.a), act_d.eq(act.d), act_sat.eq(act.saturated),
+                         done.eq(finished & (finished_group < G)), fold.eq(fold_done[:bits(F)])]
+            current_a = Array(self.a)[fold] if F > 1 else self.a[0]
+            done, fold, a_value, a_sat, (d_value, act_sat) = relaxation_write(
+                m, f"a{k}", done, fold, current_a, act_a, h_shift, af, (act_d, act_sat))
+            sats_a.append(Mux(done, act_sat + a_sat, 0))
+            with m.If(done):
+                m.d.sync += [a_next[fold].eq(a_value), d_next[fold].eq(d_value)]
 
         m.d.comb += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
                                      else w_rdata[0]),

@@ -34,12 +34,14 @@ class Accelerator(wiring.Component):
     rx : In(stream of 8 bits), tx : Out(stream of 8 bits)
     busy : Out(1)  the network runs a command.
     idle : Out(1)  waiting for a request, nothing to send.
+    failed : Out(1)  the last request was answered with an error.
     """
 
     rx: In(stream.Signature(8))
     tx: Out(stream.Signature(8))
     busy: Out(1)
     idle: Out(1)
+    failed: Out(1)
 
     def __init__(self, cfg, samples=2048, cycles_per_byte=1, board="sim"):
         self.cfg, self.samples, self.board = cfg, samples, board
@@ -56,7 +58,7 @@ class Accelerator(wiring.Component):
                      network.we.eq(engine.we), network.re.eq(engine.re),
                      engine.rdata.eq(network.rdata), engine.rvalid.eq(network.rvalid),
                      engine.busy.eq(network.busy), self.busy.eq(network.busy),
-                     self.idle.eq(engine.idle)]
+                     self.idle.eq(engine.idle), self.failed.eq(engine.failed)]
         wiring.connect(m, wiring.flipped(self.rx), engine.rx)
         wiring.connect(m, engine.tx, wiring.flipped(self.tx))
         return m

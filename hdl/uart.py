@@ -100,6 +100,8 @@ class UARTAccelerator(wiring.Component):
     rx_pin: In(1, init=1)
     tx_pin: Out(1)
     busy: Out(1)
+    idle: Out(1)
+    failed: Out(1)
 
     def __init__(self, cfg, samples, clock_hz, baud, board):
         self.cfg, self.samples, self.board = cfg, samples, board
@@ -116,5 +118,6 @@ class UARTAccelerator(wiring.Component):
         wiring.connect(m, rx.bytes, core.rx)
         wiring.connect(m, core.tx, tx.bytes)
         m.d.comb += [rx.rx_pin.eq(self.rx_pin), self.tx_pin.eq(tx.tx_pin),
-                     self.busy.eq(core.busy)]
+                     self.busy.eq(core.busy), self.idle.eq(core.idle),
+                     self.failed.eq(core.failed)]
         return m

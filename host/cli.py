@@ -3,6 +3,8 @@
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +13,7 @@ from ..hdl.config import NetConfig, ConfigError, ROUNDING_MODES
 from .datasets import DatasetError, load as load_dataset
 from .device import DeviceError, open_device
 from . import float_model, relaxation
+from .board_commands import add_board_commands, BOARD_ERRORS
 
 __all__ = ["main"]
 
@@ -112,26 +115,30 @@ def cmd_relax(args):
     steps = args.steps if args.steps is not None else (2 * L + 2 if args.h == 1 else 12 * L)
     if steps < 0:
         raise UsageError("--steps must be >= 0")
-    if args.device == "float":
-        if not 0 < args.h:
-            raise UsageError(f"--h {args.h} not allowed: h > 0 (h = 1 is the exact regime)")
-        errors = relaxation.run_float(Ws, bs, cfg.activations, x, y, steps, args.h,
-                                      rng if args.init == "random" else None)
-    else:
-        k = -math.log2(args.h) if args.h > 0 else -1
-        if args.h > 1 or k != int(k):
-            raise UsageError(f"--h {args.h} not allowed on the device: h = 2^-k, k >= 0 "
+    def run(h, steps):
+        init = np.random.default_rng([args.seed, 1]) if args.init == "random" else None
+        if args.device == "float":
+            if not 0 < h:
+                raise UsageError(f"--h {h} not allowed: h > 0 (h = 1 is the exact regime)")
+            return relaxation.run_float(Ws, bs, cfg.activations, x, y, steps, h, init)
+        k = -math.log2(h) if h > 0 else -1
+        if h > 1 or k != int(k):
+            raise UsageError(f"--h {h} not allowed on the device: h = 2^-k, k >= 0 "
                              f"(1, 0.5, 0.25, ...)")
         with opened(args.device, cfg) as device:
             device.write_params(Ws, bs)
-            errors = relaxation.run_device(device, cfg, Ws, bs, x, y, steps, int(k),
-                                           rng if args.init == "random" else None)
+            return relaxation.run_device(device, cfg, Ws, bs, x, y, steps, int(k), init)
+
+    errors = run(args.h, steps)
     exact = {kind: relaxation.exact_from(errors[kind]) for kind in ("a", "lam")}
     result = {"L": L, "exact_from": exact, "errors": errors}
     if args.plot:
         from .plots import plot_relax
-        plot_relax(errors, args.plot, f"dyadic relaxation, {args.device}, net {net}, "
-                                      f"h = {args.h:g}")
+        title = lambda h: f"{args.device}, net {net}, h = {h:g}"
+        panels = [(errors, title(args.h))]
+        if args.plot_h is not None:
+            panels.append((run(args.plot_h, 12 * L), title(args.plot_h)))
+        plot_relax(panels, args.plot)
 
     def human():
         head = ["step"] + [f"a{l}" for l in range(1, L + 1)] + [f"lam{l}" for l in range(1, L + 1)]
@@ -263,6 +270,19 @@ class opened:
         self.device.close()
 
 
+def cmd_bench(args):
+    """The bench simulates RTL, which the host never imports: it runs as its own process."""
+    argv = [sys.executable, "-m", "dyadic.sim.bench", "--out", args.out]
+    for board in args.board or ():
+        argv += ["--board", board]
+    argv += ["--json"] if args.json else []
+    argv += ["--plot", args.plot] if args.plot else []
+    code = subprocess.call(argv, env=dict(os.environ, OPENBLAS_NUM_THREADS="1",
+                                          OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
+    if code != 0:
+        raise UsageError(f"the bench failed (exit {code})")
+
+
 # -- entry point ------------------------------------------------------------------------------------
 DEVICE_HELP = ("golden (bit-exact model), sim (the RTL in Verilator, built on first use) or "
                "a board's serial port")
@@ -280,6 +300,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="steps to run (default 2L+2, or 12L for h < 1)")
     p.add_argument("--h", type=float, default=1.0, help="step size (device: 2^-k)")
+    p.add_argument("--plot-h", type=float, metavar="H",
+                   help="with --plot: also run with step size H and draw it beside")
     p.add_argument("--params", help=".npz with W1, b1, ... (default: random LeCun init)")
     p.add_argument("--sample", help=".npz with x and y (default: random)")
     add_config_options(p, net_default="4-3-2")
@@ -311,9 +333,17 @@ def build_parser():
     add_config_options(p, act_default="leaky_relu,identity")
     p.set_defaults(func=cmd_train)
 
+    add_board_commands(sub, add_config_options, config_from)
+
+    p = sub.add_parser("bench", help="performance table of the board presets against NumPy "
+                                     "(RTL simulation, build reports, NumPy on one core)")
+    p.add_argument("--board", action="append", help="presets to measure (default: all)")
+    p.add_argument("--out", default="build/bench", help="writes bench.json and bench.md here")
+    p.set_defaults(func=cmd_bench)
+
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="print one JSON object")
-        if p.prog.split()[-1] in ("relax", "train"):
+        if p.prog.split()[-1] in ("relax", "train", "bench"):
             p.add_argument("--plot", metavar="FILE.png", help="write a figure")
     return parser
 
@@ -322,7 +352,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (UsageError, ConfigError, DatasetError, DeviceError) as e:
+    except (UsageError, ConfigError, DatasetError, DeviceError, *BOARD_ERRORS) as e:
         print(f"dyadic {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

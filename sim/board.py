@@ -11,6 +11,7 @@ clock cycle), not through a UART's bit timing, so that a data set uploads in sec
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -23,9 +24,12 @@ TOPLEVEL = "dyadic_accelerator"
 
 
 def cache_dir(cfg, samples):
+    """One build per configuration and Python environment: the simulator's makefiles name
+    files of the environment (cocotb's), so clones with their own venv must not share one."""
     build = json.loads(build_info(cfg, samples))["build"]
+    venv = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return root / "dyadic" / "sim-board" / build
+    return root / "dyadic" / "sim-board" / f"{build}-{venv}"
 
 
 def main(argv=None):

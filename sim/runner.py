@@ -69,8 +69,10 @@ def kick_comb_blocks(text):
                                   f"{m.group(2)} = 1;\n`endif", text)
 
 
-def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False):
-    """Verilog and simulator build of ``design`` under ``directory``; with ``reuse`` the
+def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False, sources=None, defines=None):
+    """Verilog and simulator build of ``design`` under ``directory`` (or of ready Verilog
+    ``sources``, e.g. a post-synthesis netlist and its cell models, with Verilog ``defines``);
+    with ``reuse`` the
     simulator build is skipped when the Verilog is unchanged since the last one. Returns the
     runner."""
     from cocotb_tools.runner import get_runner
@@ -80,9 +82,12 @@ def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False):
     binary = directory / sim / (toplevel if sim == "verilator" else "sim.vvp")
     source = directory / f"{toplevel}.v"
     previous = source.read_text() if source.exists() else None
-    write_verilog(design, directory, toplevel)
+    if sources is None:
+        write_verilog(design, directory, toplevel)
+        sources = [source]
     if not (reuse and binary.exists() and previous == source.read_text()):
-        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=directory / sim,
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory / sim,
+                     defines=defines or {},
                      timescale=("1ns", "1ps"),
                      build_args=VERILATOR_ARGS if sim == "verilator" else [],
                      log_file=directory / f"{sim}-build.log")
@@ -90,13 +95,15 @@ def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False):
 
 
 def run_cocotb(sim, cfg, samples, directory, test_module="dyadic.sim.tb_network", seed=1,
-               testcase=None, design=None, toplevel=TOPLEVEL, extra_env=None, reuse=False):
-    """Build ``design`` (default: the network of ``cfg``) for ``sim`` under ``directory`` and
-    run ``test_module``'s tests. Returns ``(tests, failures)``."""
+               testcase=None, design=None, toplevel=TOPLEVEL, extra_env=None, reuse=False,
+               sources=None, defines=None):
+    """Build ``design`` (default: the network of ``cfg``; or the Verilog ``sources``) for
+    ``sim`` under ``directory`` and run ``test_module``'s tests. Returns ``(tests, failures)``."""
     from cocotb_tools.runner import get_results
     directory = Path(directory)
-    design = design if design is not None else RelaxationNetwork(cfg, samples)
-    runner = build(sim, design, directory, toplevel, reuse)
+    if design is None and sources is None:
+        design = RelaxationNetwork(cfg, samples)
+    runner = build(sim, design, directory, toplevel, reuse, sources, defines)
     env = {"DYADIC_CONFIG": json.dumps(cfg.to_dict()), "DYADIC_SAMPLES": str(samples),
            "DYADIC_SEED": str(seed), **(extra_env or {})}
     results = runner.test(

@@ -11,7 +11,7 @@ from dyadic.hdl.fixed import SQ
 from dyadic.hdl.lfsr import LFSR, xorshift32, seed_state, pe_constant
 from dyadic.hdl.network import RelaxationNetwork
 from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_GRADIENT,
-                           OP_UPDATE)
+                           OP_UPDATE, WRITE_LATENCY)
 from dyadic.host.device_model import activate, DeviceModel
 from dyadic.sim import scenarios
 from dyadic.sim.amaranth_bus import AmaranthBus
@@ -94,7 +94,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
                              "last": last, "operand": int(operand), "overwrite": overwrite})
         await ctx.tick()
 
-    async def idle(ctx, cycles=6):
+    async def idle(ctx, cycles=WRITE_LATENCY):
         ctx.set(dut.ctl_in, {"valid": 0})
         for _ in range(cycles):
             await ctx.tick()

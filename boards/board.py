@@ -1,0 +1,68 @@
+"""What the build needs to know about a board: its platform, clock, capacity and preset.
+
+Each supported board is one small module (:mod:`.icebreaker`, :mod:`.ulx3s`) that builds a
+:class:`Board` and calls :func:`register`; the builder, the resource check, the programmer and
+the CLI read only this record.
+"""
+
+from dataclasses import dataclass, field
+
+__all__ = ["Board", "Capacity", "BoardError", "register", "get_board", "BOARDS"]
+
+
+class BoardError(ValueError):
+    """A board request that cannot be met (unknown board, impossible clock, too large)."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Resources of the FPGA: logic (LUT4s; on iCE40 a logic cell holds one LUT4 and one
+    flip-flop), flip-flops, hard multipliers and block RAMs of ``ram_block_bits`` bits with
+    their widest data port ``ram_block_width`` (bits); ``data_memory_bits`` is extra single-port
+    RAM for the data set (the iCE40UP5K's SPRAM), ``0`` when the data set uses block RAM."""
+    luts: int
+    ffs: int
+    dsps: int
+    dsp_width: int
+    ram_blocks: int
+    ram_block_bits: int
+    ram_block_width: int
+    data_memory_bits: int = 0
+
+
+@dataclass(frozen=True)
+class Board:
+    """``name``: what the user types; ``platform``: the amaranth-boards class; ``family``:
+    ``ice40`` or ``ecp5``; ``oscillator``: the clock resource; ``clock_mhz``: default design
+    clock; ``preset``: ``NetConfig.from_strings`` arguments plus ``samples`` (data-set
+    capacity); ``programmer``: the flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool
+    options; ``uart_baud``: host-link rate of the on-board USB bridge."""
+    name: str
+    platform: type
+    family: str
+    oscillator: str
+    clock_mhz: float
+    capacity: Capacity
+    preset: dict
+    programmer: list
+    synth_opts: str = ""
+    nextpnr_opts: str = ""
+    uart_baud: int = 115200
+    reset_button: str | None = None
+    leds: tuple = field(default=("led", ))
+
+
+BOARDS = {}
+
+
+def register(board):
+    BOARDS[board.name] = board
+    return board
+
+
+def get_board(name):
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BoardError(f"unknown board {name!r}: choose one of "
+                         f"{', '.join(sorted(BOARDS))}") from None

@@ -1,0 +1,191 @@
+"""Bitstreams: the resource check, Yosys and nextpnr through Amaranth's build plan, the report.
+
+The tools are the YoWASP builds from PyPI unless the user names others: ``tools="system"``
+takes ``yosys``/``nextpnr-*``/``icepack``/``ecppack`` from PATH, and the variables Amaranth
+reads (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``) always win.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+from .board import BoardError
+from .pll import PLLError
+from .resources import check_fits
+from .top import BoardTop, pll_for
+
+__all__ = ["BuildReport", "build", "tool_environment", "NAME"]
+
+NAME = "dyadic"
+TOOLS = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack",
+         "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
+# nextpnr's utilisation names -> the report's
+CELLS = {"ice40": {"luts": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "ram": "ICESTORM_RAM",
+                   "spram": "ICESTORM_SPRAM"},
+         "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+                  "ram": "DP16KD"}}
+
+
+@dataclass
+class BuildReport:
+    """What one build reached. ``resources``: name -> ``[used, available]`` (``ram_bits`` in
+    bits); ``seconds``: wall clock of synthesis, place and route and packing."""
+    board: str
+    net: str
+    pes: str
+    target_mhz: float
+    fmax_mhz: float
+    timing_met: bool
+    resources: dict
+    bitstream: str
+    seconds: float
+    build_dir: str
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def load(cls, path):
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def tool_environment(tools="yowasp"):
+    """The environment for Amaranth's build script."""
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    for var, tool in TOOLS.items():
+        if var in os.environ:
+            continue
+        if tools == "yowasp":
+            env[var] = str(bindir / f"yowasp-{tool}") if (bindir / f"yowasp-{tool}").exists() \
+                else f"yowasp-{tool}"
+        else:
+            env[var] = tool
+    # the ULX3S platform asks for openFPGALoader even when only building
+    env.setdefault("OPENFPGALOADER", "true")
+    return env
+
+
+def _missing_tools(env, family):
+    need = ["YOSYS"] + (["NEXTPNR_ICE40", "ICEPACK"] if family == "ice40"
+                        else ["NEXTPNR_ECP5", "ECPPACK"])
+    return [env[v] for v in need if shutil.which(env[v]) is None]
+
+
+def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
+    """Build ``cfg`` (``samples`` data-set capacity) for ``board`` at ``clock_mhz`` into
+    ``build_dir``; return a :class:`BuildReport` (also written to ``report.json``). Raises
+    :class:`BoardError` with a one-line reason when the design cannot fit or a tool fails.
+    ``log``: a file object receiving the tools' output (default: ``build.log``)."""
+    check_fits(board, cfg, samples)
+    try:
+        pll = pll_for(board, clock_mhz)
+    except PLLError as e:
+        raise BoardError(str(e)) from None
+    env = tool_environment(tools)
+    missing = _missing_tools(env, board.family)
+    if missing:
+        raise BoardError(f"synthesis tools not found: {', '.join(missing)} "
+                         f"(install the YoWASP tools with `make setup`, or name yours with "
+                         f"YOSYS / NEXTPNR_* / *PACK)")
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    platform = board.platform()
+    plan = platform.prepare(
+        BoardTop(board, cfg, samples, pll), name=NAME,
+        synth_opts=board.synth_opts,
+        script_after_synth=f"tee -q -o {NAME}.stat.json stat -json",
+        nextpnr_opts=f"{board.nextpnr_opts} --report {NAME}.report.json --timing-allow-fail")
+    plan.extract(build_dir)
+    for stale in (f"{NAME}.report.json", f"{NAME}.stat.json", "report.json"):
+        (build_dir / stale).unlink(missing_ok=True)
+    started = time.monotonic()
+    with open(build_dir / "build.log", "w") as own_log:
+        result = subprocess.run(["sh", f"build_{NAME}.sh"], cwd=build_dir, env=env,
+                                stdout=log or own_log, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    stat = _read_json(build_dir / f"{NAME}.stat.json")
+    if stat is not None:
+        _check_logic(board, cfg, stat)
+    if result.returncode != 0:
+        _explain_failure(board, cfg, build_dir, result.returncode)
+    report = _report(board, cfg, pll.fout_mhz, build_dir, stat, seconds)
+    (build_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    return report
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _stat_cells(stat):
+    cells = stat["design"]["num_cells_by_type"] if "design" in stat else {}
+    luts = sum(n for t, n in cells.items() if t in ("SB_LUT4", "LUT4", "$lut"))
+    ffs = sum(n for t, n in cells.items() if "DFF" in t or t in ("TRELLIS_FF",))
+    return luts, ffs
+
+
+def _check_logic(board, cfg, stat):
+    """After synthesis: name the logic shortfall nextpnr would otherwise report cryptically."""
+    luts, ffs = _stat_cells(stat)
+    cap = board.capacity
+    short = [f"{what}: {n} needed, {avail} available ({n - avail} too many)"
+             for what, n, avail in (("LUT4s", luts, cap.luts), ("flip-flops", ffs, cap.ffs))
+             if n > avail]
+    if short:
+        raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the "
+                         f"{board.name} after synthesis: " + "; ".join(short)
+                         + ". Use fewer PEs (--pes) or a smaller network")
+
+
+def _explain_failure(board, cfg, build_dir, code):
+    """A failed tool run in one line: logic that does not fit, else nextpnr's own error."""
+    try:
+        log = (build_dir / f"{NAME}.tim").read_text()
+    except OSError:
+        log = ""
+    cells = re.search(r"of (\d+) (ICESTORM_LC|TRELLIS_COMB|TRELLIS_SLICE)s", log)
+    if cells:
+        n, avail = int(cells[1]), board.capacity.luts
+        raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the "
+                         f"{board.name}: logic cells: {n} needed, {avail} available "
+                         f"({n - avail} too many). Use fewer PEs (--pes) or a smaller network")
+    errors = [line for line in log.splitlines() if line.startswith("ERROR")]
+    raise BoardError(f"the {board.name} build failed (exit {code})"
+                     + (f": {errors[-1]}" if errors else "")
+                     + f"; see {build_dir / 'build.log'} and {build_dir / (NAME + '.tim')}")
+
+
+def _report(board, cfg, target_mhz, build_dir, stat, seconds):
+    nextpnr = _read_json(build_dir / f"{NAME}.report.json") or {}
+    util = nextpnr.get("utilization", {})
+    names = CELLS[board.family]
+    used = lambda key: util.get(names[key], {}).get("used", 0)
+    luts, ffs = _stat_cells(stat or {})
+    cap = board.capacity
+    ram_bits = used("ram") * cap.ram_block_bits
+    resources = {
+        "luts": [used("luts"), cap.luts],
+        "ffs": [used("ffs") if "ffs" in names else ffs, cap.ffs],
+        "dsps": [used("dsps"), cap.dsps],
+        "ram_bits": [ram_bits, cap.ram_blocks * cap.ram_block_bits],
+    }
+    if "spram" in names:
+        resources["spram_bits"] = [used("spram") * 256 * 1024, cap.data_memory_bits]
+    fmax = min((c["achieved"] for c in nextpnr.get("fmax", {}).values()), default=0.0)
+    bitstream = build_dir / f"{NAME}.bin" if board.family == "ice40" \
+        else build_dir / f"{NAME}.bit"
+    return BuildReport(board=board.name, net=cfg.net_text, pes=cfg.pes_text,
+                       target_mhz=round(target_mhz, 3), fmax_mhz=round(fmax, 2),
+                       timing_met=fmax >= target_mhz, resources=resources,
+                       bitstream=str(bitstream), seconds=round(seconds, 1),
+                       build_dir=str(build_dir))

@@ -1,0 +1,16 @@
+"""iCEBreaker: Lattice iCE40UP5K-SG48, 12 MHz oscillator, FTDI UART, two LEDs."""
+
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+from .board import Board, Capacity, register
+
+ICEBREAKER = register(Board(
+    name="icebreaker", platform=ICEBreakerPlatform, family="ice40", oscillator="clk12",
+    clock_mhz=30.0,
+    # 5,280 logic cells (LUT4 + flip-flop each), 8 SB_MAC16, 30 SB_RAM40_4K, 4 x 256 kbit SPRAM
+    capacity=Capacity(luts=5280, ffs=5280, dsps=8, dsp_width=16, ram_blocks=30,
+                      ram_block_bits=4096, ram_block_width=16, data_memory_bits=4 * 256 * 1024),
+    preset={"net": "64-16-10", "act": "leaky_relu,identity", "pes": "4,2",
+            "rounding": "stochastic", "samples": 768},
+    programmer=["iceprog"], synth_opts="-dsp -spram", reset_button="button",
+))

@@ -1,0 +1,100 @@
+"""The resource check before synthesis: hard multipliers, block RAM and the data set.
+
+Counts come from the accelerator's RTLIL (the design the board will synthesise): every
+``$mul`` with two run-time operands takes hard multipliers, every memory takes block RAMs in
+the cheapest shape the family offers (memories under a quarter of a block stay in logic, as
+Yosys maps them), and on boards with SPRAM the data set takes SPRAM. Logic cells cannot be
+counted this way; the builder checks them after synthesis, before place and route.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+
+from amaranth.back import rtlil
+
+from ..hdl.uart import UARTAccelerator
+from .board import BoardError
+
+__all__ = ["Estimate", "estimate", "check_fits", "RAM_SHAPES"]
+
+# (width, depth) configurations of one block RAM
+RAM_SHAPES = {"ice40": [(16, 256), (8, 512), (4, 1024), (2, 2048)],
+              "ecp5": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)]}
+# Yosys' multiplier splitting: operand chunks narrower than this stay in logic
+DSP_MIN_WIDTH = 2
+DATA_SET_MEMORIES = ("x_mem", "y_mem")
+SPRAM_WORDS, SPRAM_WIDTH = 16384, 16
+
+
+@dataclass
+class Estimate:
+    """What the design needs: ``dsps`` hard multipliers, ``ram_blocks`` block RAMs,
+    ``data_bits`` bits of data set (``data_in_spram``: they go to SPRAM)."""
+    dsps: int
+    ram_blocks: int
+    data_bits: int
+    data_in_spram: bool
+
+
+def _chunks(width, dsp_width):
+    return width // dsp_width + (width % dsp_width >= DSP_MIN_WIDTH)
+
+
+def ram_blocks(width, depth, family):
+    """Block RAMs for one ``width`` x ``depth`` memory."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in RAM_SHAPES[family])
+
+
+def estimate(board, cfg, samples):
+    """Count ``board``'s resources that ``cfg`` with a ``samples``-sample data set needs."""
+    text = rtlil.convert(UARTAccelerator(cfg, samples, int(board.clock_mhz * 1e6),
+                                         board.uart_baud, board.name), name="top")
+    cap = board.capacity
+    dsps = 0
+    for cell in re.findall(r"cell \$mul .*?\n  end", text, re.S):
+        a = int(re.search(r"A_WIDTH (\d+)", cell)[1])
+        b = int(re.search(r"B_WIDTH (\d+)", cell)[1])
+        operands = re.findall(r"connect \\[AB] (.*)", cell)
+        if any(re.fullmatch(r"\d+'[01]+", o.strip()) for o in operands):
+            continue  # a constant factor: shifts and adds
+        dsps += _chunks(a, cap.dsp_width) * _chunks(b, cap.dsp_width)
+    blocks, data_bits = 0, 0
+    spram = cap.data_memory_bits > 0
+    for width, depth, name in re.findall(r"memory width (\d+) size (\d+) \\(\S+)", text):
+        width, depth = int(width), int(depth)
+        if name.split(".")[-1] in DATA_SET_MEMORIES:
+            if spram:   # whole SPRAM blocks
+                data_bits += (math.ceil(width / SPRAM_WIDTH) * math.ceil(depth / SPRAM_WORDS)
+                              * SPRAM_WIDTH * SPRAM_WORDS)
+                continue
+            data_bits += width * depth
+        if width * depth * 4 < cap.ram_block_bits:
+            continue  # Yosys keeps small memories in logic
+        blocks += ram_blocks(width, depth, board.family)
+    return Estimate(dsps, blocks, data_bits, spram)
+
+
+def check_fits(board, cfg, samples):
+    """Raise :class:`BoardError` naming every resource ``cfg`` lacks on ``board``, and by how
+    much; return the :class:`Estimate` otherwise."""
+    need = estimate(board, cfg, samples)
+    cap = board.capacity
+    short = []
+    if need.dsps > cap.dsps:
+        short.append(f"multipliers: {need.dsps} needed, {cap.dsps} available "
+                     f"({need.dsps - cap.dsps} too many)")
+    if need.ram_blocks > cap.ram_blocks:
+        short.append(f"block RAM: {need.ram_blocks} blocks "
+                     f"({need.ram_blocks * cap.ram_block_bits // 1024} kbit) needed, "
+                     f"{cap.ram_blocks} available ({need.ram_blocks - cap.ram_blocks} too many)")
+    if need.data_in_spram and need.data_bits > cap.data_memory_bits:
+        over = need.data_bits - cap.data_memory_bits
+        short.append(f"data set: {samples} samples need {need.data_bits // 1024} kbit of SPRAM, "
+                     f"the board has {cap.data_memory_bits // 1024} kbit "
+                     f"({over // 1024} kbit too many)")
+    if short:
+        raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the {board.name}: " + "; ".join(short)
+                         + ". Use fewer PEs (--pes), fewer samples (--samples) or a smaller "
+                           "network")
+    return need

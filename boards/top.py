@@ -1,0 +1,69 @@
+"""The design a board runs: PLL, reset, the accelerator on the USB bridge's UART, LEDs.
+
+LEDs (as many as the board has, in this order): idle (waiting for a request), busy (the
+network is running a command), failed (the last request was answered with an error).
+"""
+
+from amaranth import Module, Signal, ClockDomain, Instance, Elaboratable
+from amaranth.lib.cdc import ResetSynchronizer
+
+from ..hdl.uart import UARTAccelerator
+from .pll import ice40_pll, ecp5_pll
+
+__all__ = ["BoardTop", "pll_for"]
+
+
+def pll_for(board, clock_mhz):
+    """The PLL setting reaching ``clock_mhz`` from the board's oscillator (raises PLLError)."""
+    fin = board.platform().lookup(board.oscillator).clock.frequency / 1e6
+    return (ice40_pll if board.family == "ice40" else ecp5_pll)(fin, clock_mhz)
+
+
+class BoardTop(Elaboratable):
+    """``board``: :class:`~.board.Board`; ``cfg``, ``samples``: the accelerator;
+    ``pll``: :class:`~.pll.PLLSetting` of the design clock."""
+
+    def __init__(self, board, cfg, samples, pll):
+        self.board, self.cfg, self.samples, self.pll = board, cfg, samples, pll
+
+    def elaborate(self, platform):
+        m = Module()
+        board, pll = self.board, self.pll
+        m.domains.sync = cd = ClockDomain()
+        locked = Signal()
+        if board.family == "ice40":
+            # the PLL sits on the oscillator's pad: no input buffer in between
+            pad = platform.request(board.oscillator, dir="-")
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD", **{f"p_{k}": v for k, v in pll.params.items()},
+                i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=cd.clk, o_LOCK=locked)
+        else:
+            osc = platform.request(board.oscillator)
+            m.submodules.pll = Instance(
+                "EHXPLLL", **{f"p_{k}": v for k, v in pll.params.items()},
+                p_FEEDBK_PATH="CLKOP", p_CLKOP_ENABLE="ENABLED", p_CLKOP_FPHASE=0,
+                a_FREQUENCY_PIN_CLKI=f"{pll.fin_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.fout_mhz:g}",
+                i_CLKI=osc.i, i_CLKFB=cd.clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
+                i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+                o_CLKOP=cd.clk, o_LOCK=locked)
+        platform.add_clock_constraint(cd.clk, pll.fout_mhz * 1e6)
+
+        reset = ~locked
+        if board.reset_button:
+            reset = reset | platform.request(board.reset_button, 0).i
+        m.submodules.reset_sync = ResetSynchronizer(reset, domain="sync")
+
+        uart = platform.request("uart", 0)
+        clock_hz = round(pll.fout_mhz * 1e6)
+        m.submodules.accelerator = acc = UARTAccelerator(
+            self.cfg, self.samples, clock_hz, board.uart_baud, board.name)
+        m.d.comb += [acc.rx_pin.eq(uart.rx.i), uart.tx.o.eq(acc.tx_pin)]
+
+        for index, status in enumerate((acc.idle, acc.busy, acc.failed)):
+            try:
+                led = platform.request("led", index)
+            except Exception:   # fewer LEDs than states: show what fits
+                break
+            m.d.comb += led.o.eq(status)
+        return m

@@ -1,0 +1,17 @@
+"""ULX3S 85F: Lattice ECP5 LFE5U-85F-6 (CABGA381), 25 MHz oscillator, FTDI UART, eight LEDs."""
+
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from .board import Board, Capacity, register
+
+ULX3S_85F = register(Board(
+    name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
+    clock_mhz=100.0,
+    # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
+    capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
+                      ram_block_bits=18432, ram_block_width=36),
+    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "32,5",
+            "mults": "2,1", "rounding": "stochastic", "samples": 2048},
+    programmer=["openFPGALoader", "--board", "ulx3s"],
+    nextpnr_opts="--placer static", reset_button="button_pwr",
+))

@@ -1,0 +1,122 @@
+"""Boards: PLL settings, the resource check, the CLI's refusals, real synthesis and place and
+route of a reduced configuration for each FPGA family, and a gate-level simulation of the
+post-synthesis netlist against the golden model."""
+
+import json
+
+import pytest
+
+from dyadic.boards import BOARDS, BoardError, get_board
+from dyadic.boards.build import build
+from dyadic.boards.netlist import synthesize_netlist, MODEL_DEFINES
+from dyadic.boards.pll import ice40_pll, ecp5_pll, PLLError
+from dyadic.boards.resources import check_fits, estimate
+from dyadic.hdl.config import NetConfig
+from dyadic.hdl.network import RelaxationNetwork
+from dyadic.host.cli import main
+from dyadic.sim.runner import run_cocotb, missing_simulator, TOPLEVEL
+
+
+@pytest.mark.parametrize("fin, fout", [(12, 30), (12, 36), (12, 48), (12, 24)])
+def test_ice40_pll_reaches_the_clock_within_the_vco_limits(fin, fout):
+    s = ice40_pll(fin, fout)
+    p = s.params
+    fpfd = fin / (p["DIVR"] + 1)
+    fvco = fpfd * (p["DIVF"] + 1)
+    assert 10 <= fpfd <= 133 and 533 <= fvco <= 1066
+    assert s.fout_mhz == pytest.approx(fvco / 2 ** p["DIVQ"])
+    assert abs(s.fout_mhz - fout) <= 0.02 * fout
+
+
+@pytest.mark.parametrize("fin, fout", [(25, 100), (25, 125), (25, 60), (25, 48)])
+def test_ecp5_pll_reaches_the_clock_within_the_vco_limits(fin, fout):
+    s = ecp5_pll(fin, fout)
+    p = s.params
+    assert s.fout_mhz == pytest.approx(fin / p["CLKI_DIV"] * p["CLKFB_DIV"])
+    assert 400 <= s.fout_mhz * p["CLKOP_DIV"] <= 800
+    assert abs(s.fout_mhz - fout) <= 0.02 * fout
+
+
+def test_impossible_clocks_are_refused():
+    with pytest.raises(PLLError, match="cannot make 500 MHz"):
+        ice40_pll(12, 500)
+    with pytest.raises(PLLError, match="cannot make 1 MHz"):
+        ecp5_pll(25, 1)
+
+
+def test_estimate_counts_one_multiplier_per_pe_multiplier_plus_the_loss_squarer():
+    cfg = NetConfig.from_strings("6-5-3", "leaky_relu,identity", pes="3,2", mults="1,2")
+    need = estimate(get_board("ulx3s-85f"), cfg, 16)
+    assert need.dsps == cfg.multipliers + 1
+
+
+def test_oversized_network_is_rejected_naming_what_does_not_fit():
+    board = get_board("icebreaker")
+    cfg = NetConfig.from_strings("64-16-10", "leaky_relu,identity", pes="16,10")
+    with pytest.raises(BoardError) as e:
+        check_fits(board, cfg, 64)
+    message = str(e.value)
+    # 26 PE multipliers + the squarer against 8 SB_MAC16
+    assert "multipliers: 27 needed, 8 available (19 too many)" in message
+    assert "block RAM" in message and "icebreaker" in message
+
+
+def test_data_set_too_big_for_the_spram_is_rejected():
+    board = get_board("icebreaker")
+    cfg = NetConfig.from_strings("4-3-2", pes="1,1")
+    # (4 + 2) words per sample in two memories: x needs 4 SPRAMs at 65,536 samples...
+    with pytest.raises(BoardError, match="data set: .* kbit of SPRAM"):
+        check_fits(board, cfg, 65536)
+
+
+def test_build_cli_refuses_with_one_line(capsys):
+    assert main(["build", "--board", "icebreaker", "--net", "64-16-10", "--pes", "16,10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit the icebreaker" in err
+    assert main(["build", "--board", "ulx3s-85f", "--net", "4-3-2", "--clock", "1"]) == 2
+    assert "cannot make 1 MHz" in capsys.readouterr().err
+
+
+def test_program_without_a_bitstream_or_tool_says_which(tmp_path, capsys, monkeypatch):
+    assert main(["program", "--board", "icebreaker", "--bitstream",
+                 str(tmp_path / "none.bin")]) == 2
+    assert "no bitstream at" in capsys.readouterr().err
+    bitstream = tmp_path / "x.bin"
+    bitstream.write_bytes(b"\0")
+    monkeypatch.setenv("ICEPROG", "iceprog-not-installed")
+    assert main(["program", "--board", "icebreaker", "--bitstream", str(bitstream)]) == 2
+    assert "iceprog-not-installed is not installed" in capsys.readouterr().err
+
+
+# reduced configurations CI builds for each family: the whole flow in a few minutes
+REDUCED = {"ecp5": ("ulx3s-85f", "8-8-4", "4,2", 100.0)}
+
+
+@pytest.mark.parametrize("family", sorted(REDUCED))
+def test_reduced_build_places_routes_and_meets_timing(family, tmp_path):
+    name, net, pes, clock = REDUCED[family]
+    board = get_board(name)
+    cfg = NetConfig.from_strings(net, "leaky_relu,identity", pes=pes)
+    report = build(board, cfg, 16, clock, tmp_path)
+    assert report.timing_met, f"{report.fmax_mhz} MHz < {clock} MHz"
+    assert report.fmax_mhz >= clock
+    assert report.resources["dsps"][0] == estimate(board, cfg, 16).dsps
+    for used, available in report.resources.values():
+        assert 0 < used <= available
+    bitstream = tmp_path / report.bitstream.split("/")[-1]
+    assert bitstream.stat().st_size > 100_000
+    assert json.loads((tmp_path / "report.json").read_text())["fmax_mhz"] == report.fmax_mhz
+
+
+@pytest.mark.skipif(missing_simulator("icarus") is not None, reason="no Icarus")
+@pytest.mark.parametrize("family", ["ice40"])
+def test_gate_level_netlist_equals_golden_model(family, tmp_path):
+    """The post-synthesis netlist in Icarus with the vendor cell models: every register after
+    every relaxation step and the gradients, bit for bit against the golden model."""
+    cfg = NetConfig.from_strings("5-7-3", "leaky_relu,identity", pes="3,2")
+    sources = synthesize_netlist(RelaxationNetwork(cfg, 4), family, tmp_path, TOPLEVEL)
+    assert "SB_LUT4" in sources[0].read_text() if family == "ice40" else True
+    tests, failures = run_cocotb("icarus", cfg, 4, tmp_path, sources=sources,
+                                 defines=MODEL_DEFINES[family],
+                                 testcase="every_register_after_every_step")
+    assert (tests, failures) == (1, 0)
