@@ -5,7 +5,9 @@ Each supported board is one small module (:mod:`.icebreaker`, :mod:`.ulx3s`) tha
 the CLI read only this record.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..hdl.config import NetConfig
 
 __all__ = ["Board", "Capacity", "BoardError", "register", "get_board", "BOARDS"]
 
@@ -49,7 +51,12 @@ class Board:
     nextpnr_opts: str = ""
     uart_baud: int = 115200
     reset_button: str | None = None
-    leds: tuple = field(default=("led", ))
+
+    def config(self):
+        """The preset's :class:`~dyadic.hdl.config.NetConfig`."""
+        p = self.preset
+        return NetConfig.from_strings(p["net"], p.get("act"), pes=p.get("pes"),
+                                      mults=p.get("mults"), rounding=p.get("rounding"))
 
 
 BOARDS = {}

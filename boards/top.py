@@ -65,5 +65,5 @@ class BoardTop(Elaboratable):
                 led = platform.request("led", index)
             except Exception:   # fewer LEDs than states: show what fits
                 break
-            m.d.comb += led.o.eq(status)
+            m.d.sync += led.o.eq(status)   # registered: no logic path ends at a pin
         return m

@@ -163,6 +163,9 @@ class CommandEngine(wiring.Component):
         base = cfg.gradient_frac - cfg.master_format.frac_bits  # update shift = base + lr
         lr_ok = ((e_lr + base) >= 1) & ((e_lr + base) <= 32) & (e_lr < 32)
         exec_ok = Signal()
+        write_ok, read_ok, exec_ok_r = Signal(), Signal(), Signal()
+        last_word, last_byte = Signal(16), Signal(16)  # count - 1, length - 1
+        fields_end = Signal(17)
         samples_ok = (e_count >= 1) & (e_sample + e_count <= net.samples) & (e_batch >= 1)
         with m.Switch(e_op):
             with m.Case(Op.RELAX):
@@ -224,13 +227,14 @@ class CommandEngine(wiring.Component):
                 with m.Elif(length == 0):
                     m.next = "CRC0"
                 with m.Else():
+                    m.d.sync += last_byte.eq(length - 1)
                     m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += receiving.eq(1)
                 with m.If(take_byte()):
                     m.d.comb += buf_wr.en.eq(1)
                     m.d.sync += [crc.eq(rx_crc_next), index.eq(index + 1)]
-                    with m.If(index == length - 1):
+                    with m.If(index == last_byte):
                         m.next = "CRC0"
                 with m.If(idle_cycles == self.timeout):
                     m.d.sync += error.eq(Error.TIMEOUT)
@@ -240,7 +244,10 @@ class CommandEngine(wiring.Component):
                     m.d.sync += error.eq(Error.BAD_CRC)
                     m.next = "ERROR"
                 with m.Else():
-                    m.d.sync += index.eq(0)
+                    fixed = Mux(op == Request.EXEC, EXEC_BYTES, Mux(op == Request.READ, 6, 4))
+                    # the fixed fields end at byte ``fixed`` or at the payload's end
+                    m.d.sync += [index.eq(0),
+                                 fields_end.eq(Mux(fixed <= length, fixed, length + 1))]
                     m.next = "FIELDS"
             # Gather the fixed fields: address and count, or the EXEC command.
             with m.State("FIELDS"):
@@ -248,10 +255,9 @@ class CommandEngine(wiring.Component):
                 m.d.sync += index.eq(index + 1)
                 m.next = "FIELD_BYTE"
             with m.State("FIELD_BYTE"):
-                fixed = Mux(op == Request.EXEC, EXEC_BYTES, Mux(op == Request.READ, 6, 4))
                 m.d.sync += exec_fields.eq(Cat(exec_fields[8:], buf_rd.data))
                 m.d.comb += buf_rd.addr.eq(index)
-                with m.If((index - 1 == fixed - 1) | (index - 1 >= length)):
+                with m.If(index == fields_end):  # byte index - 1 is being read
                     m.next = "VALIDATE"
                 with m.Else():
                     m.d.sync += index.eq(index + 1)
@@ -277,18 +283,22 @@ class CommandEngine(wiring.Component):
                         m.d.sync += error.eq(Mux(length != EXEC_BYTES, Error.BAD_LENGTH, 0))
                     with m.Default():
                         m.d.sync += error.eq(Error.UNKNOWN_OP)
+                m.next = "VALIDATE_RANGE"
+            with m.State("VALIDATE_RANGE"):   # the range arithmetic gets a cycle of its own
+                m.d.sync += [write_ok.eq(range_ok & writable),
+                             read_ok.eq(range_ok & (count >= 1) & (count <= MAX_READ_WORDS)),
+                             exec_ok_r.eq(exec_ok), last_word.eq(count - 1)]
                 m.next = "VALIDATE_ARGS"
             with m.State("VALIDATE_ARGS"):
                 with m.If(error != 0):
                     m.next = "ERROR"
-                with m.Elif((op == Request.WRITE) & ~(range_ok & writable)):
+                with m.Elif((op == Request.WRITE) & ~write_ok):
                     m.d.sync += error.eq(Error.BAD_ARGUMENT)
                     m.next = "ERROR"
-                with m.Elif((op == Request.READ) & ~(range_ok & (count >= 1)
-                                                      & (count <= MAX_READ_WORDS))):
+                with m.Elif((op == Request.READ) & ~read_ok):
                     m.d.sync += error.eq(Error.BAD_ARGUMENT)
                     m.next = "ERROR"
-                with m.Elif((op == Request.EXEC) & ~exec_ok):
+                with m.Elif((op == Request.EXEC) & ~exec_ok_r):
                     m.d.sync += error.eq(Error.BAD_ARGUMENT)
                     m.next = "ERROR"
                 with m.Else():
@@ -332,7 +342,7 @@ class CommandEngine(wiring.Component):
             with m.State("WRITE_WORD"):
                 m.d.comb += [self.addr.eq(address + word), self.wdata.eq(field), self.we.eq(1)]
                 m.d.sync += [word.eq(word + 1), byte_of_word.eq(0)]
-                with m.If(word == count - 1):
+                with m.If(word == last_word):
                     m.d.comb += tx_start.eq(1)
                     m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(0)]
                     m.next = "REPLY_WAIT"
@@ -352,7 +362,7 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [read_data.eq(read_data >> 8), byte_of_word.eq(byte_of_word + 1)]
                     with m.If(byte_of_word == 7):
                         m.d.sync += word.eq(word + 1)
-                        with m.If(word == count - 1):
+                        with m.If(word == last_word):
                             m.next = "REPLY_WAIT"
                         with m.Else():
                             m.next = "READ_ISSUE"

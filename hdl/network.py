@@ -145,6 +145,8 @@ class RelaxationNetwork(wiring.Component):
         t = Signal(17)            # step within the batch (train) or run (relax), 1-based
         batch_start = Signal(16)  # first sample of the batch
         batch_size = Signal(17)
+        remaining, finished = Signal(17), Signal()  # samples left in the command, none left
+        end = Signal(17)                             # one past the command's last sample
         slots = [Signal(bits(e.depth), name=f"slot{l}") for l, e in enumerate(engines, 1)]
         start, update_start, commit, seed_load = Signal(), Signal(), Signal(), Signal()
         all_done = Signal()
@@ -198,13 +200,18 @@ class RelaxationNetwork(wiring.Component):
 
         # inference needs a sample only until its output is scored (step t = k + L + 1)
         steps_in_batch = Mux(learning, batch_size + 2 * L, batch_size + L + 1)
+        # the commit's decisions, registered while the step runs (t is constant then)
+        last_relax_step, last_batch_step, sample_scored = Signal(), Signal(), Signal()
+        m.d.sync += [last_relax_step.eq(t == cmd.count), last_batch_step.eq(t == steps_in_batch),
+                     sample_scored.eq(in_batch(1 + L))]
         m.d.comb += self.busy.eq(1)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.cmd.ready.eq(1), self.busy.eq(0)]
                 with m.If(self.cmd.valid):
                     m.d.sync += [cmd.eq(self.cmd.payload), t.eq(1),
-                                 batch_start.eq(self.cmd.payload.sample)]
+                                 batch_start.eq(self.cmd.payload.sample),
+                                 end.eq(self.cmd.payload.sample + self.cmd.payload.count)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(Op.RELAX):
                             with m.If(self.cmd.payload.count != 0):
@@ -220,12 +227,14 @@ class RelaxationNetwork(wiring.Component):
             with m.State("SEED"):
                 m.d.comb += seed_load.eq(1)
                 m.next = "IDLE"
-            with m.State("BATCH"):
-                end = cmd.sample + cmd.count
-                remaining = end - batch_start
+            with m.State("BATCH"):   # the batch arithmetic, registered, then the decision
+                m.d.sync += [remaining.eq(end - batch_start),
+                             finished.eq((batch_start >= end) | (cmd.batch == 0))]
+                m.next = "BATCH_SIZE"
+            with m.State("BATCH_SIZE"):
                 m.d.sync += [batch_size.eq(Mux(remaining < cmd.batch, remaining, cmd.batch)),
                              t.eq(1)]
-                with m.If((batch_start >= end) | (cmd.batch == 0)):
+                with m.If(finished):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "STEP"
@@ -241,15 +250,15 @@ class RelaxationNetwork(wiring.Component):
             with m.State("COMMIT"):
                 m.d.comb += commit.eq(1)
                 m.d.sync += [t.eq(t + 1), status[Status.STEPS].eq(status[Status.STEPS] + 1)]
-                with m.If(~relax_mode & in_batch(1 + L)):
+                with m.If(~relax_mode & sample_scored):
                     m.d.sync += status[Status.SAMPLES].eq(status[Status.SAMPLES] + 1)
                 with m.If(~relax_mode):
                     advance_slots()
-                with m.If(relax_mode & (t == cmd.count)):
+                with m.If(relax_mode & last_relax_step):
                     m.next = "IDLE"
-                with m.Elif(learning & (t == steps_in_batch)):
+                with m.Elif(learning & last_batch_step):
                     m.next = "UPDATE"
-                with m.Elif(~relax_mode & (t == steps_in_batch)):
+                with m.Elif(~relax_mode & last_batch_step):
                     m.d.sync += batch_start.eq(batch_start + batch_size)
                     m.next = "BATCH"
                 with m.Else():

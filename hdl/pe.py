@@ -17,7 +17,8 @@ With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *
 ``M`` folds: multiplier ``k`` works on fold ``g * M + k`` with its own weight and gradient
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
 group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
-data and operand select, c2 product, c3 accumulate / write, c4-c7 activation write-back
+data and operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
+c3 the shift, c4 the weight write), c4-c7 activation write-back
 (activation unit, then :func:`relaxation_write`: difference, shift, sum); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
 """
@@ -170,8 +171,8 @@ class ProcessingElement(wiring.Component):
 
         # -- pipeline control ----------------------------------------------------------------
         c0 = self.ctl_in
-        c1, c2, c3 = Signal(ctl), Signal(ctl), Signal(ctl)
-        m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1), c3.eq(c2)]
+        c1, c2, c3, c4 = Signal(ctl), Signal(ctl), Signal(ctl), Signal(ctl)
+        m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1), c3.eq(c2), c4.eq(c3)]
 
         # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
         M = cfg.mults[self.layer - 1]
@@ -186,9 +187,10 @@ class ProcessingElement(wiring.Component):
         w_rdata, g_rdata = [], []
 
         stochastic = cfg.rounding == "stochastic"
-        shift = Signal(6)
-        m.d.comb += shift.eq(cfg.gradient_frac - mf.frac_bits + lr_shift)
-        mask = (1 << shift) - 1
+        # the update's shift and its rounding masks, registered (constant during a command)
+        shift, mask, half = Signal(6), Signal(33), Signal(33)
+        m.d.sync += [shift.eq(cfg.gradient_frac - mf.frac_bits + lr_shift),
+                     mask.eq((1 << shift) - 1), half.eq((1 << shift) >> 1)]
         products, sats_a, sats_w = [], [], []
         finished, finished_group = Signal(), Signal.like(c3.fold)  # the full group number
         m.d.sync += finished.eq(0)
@@ -203,8 +205,8 @@ class ProcessingElement(wiring.Component):
             m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
             w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
             g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
-            mine = [Signal(name=f"mine{k}_{s}") for s in range(4)]
-            for s_, c in enumerate((c0, c1, c2, c3)):
+            mine = [Signal(name=f"mine{k}_{s}") for s in range(5)]
+            for s_, c in enumerate((c0, c1, c2, c3, c4)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle_address = address(mem_group, self.mem_col)
@@ -238,23 +240,24 @@ class ProcessingElement(wiring.Component):
             m.submodules[f"lfsr{k}"] = lfsr
             m.d.comb += [lfsr.seed.eq(self.seed), lfsr.load.eq(self.seed_load),
                          lfsr.step.eq(mine[1] & (c1.op == OP_UPDATE) & stochastic)]
-            offset = (lfsr.state & mask) if stochastic else ((1 << shift) >> 1)
-            delta = Signal(signed(gw + 1), name=f"delta{k}")
-            m.d.sync += delta.eq((g2 + offset) >> shift)
+            offset = (lfsr.state & mask) if stochastic else half
+            rounded = Signal(signed(gw + 1), name=f"rounded{k}")   # c2: G + r
+            delta = Signal(signed(gw + 1), name=f"delta{k}")       # c3: (G + r) >> s
+            w4 = Signal(signed(mf.width), name=f"w4_{k}")
+            m.d.sync += [rounded.eq(g2 + offset), delta.eq(rounded >> shift), w4.eq(w3)]
 
-            # c3: gradient and weight write-back
-            new_w, w_sat = saturate(w3 - delta, mf)
+            # c3: gradient write-back; c4: weight write-back
+            new_w, w_sat = saturate(w4 - delta, mf)
             m.d.comb += [g_wr.addr.eq(address(c3.fold, c3.col)),
-                         w_wr.addr.eq(Mux(c3.valid, address(c3.fold, c3.col), idle_address))]
+                         w_wr.addr.eq(Mux(c4.valid, address(c4.fold, c4.col), idle_address))]
             sat_w = Signal(name=f"sat_w{k}")
-            with m.Switch(c3.op):
-                with m.Case(OP_GRADIENT):
-                    m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + product),
-                                 g_wr.en.eq(mine[3])]
-                with m.Case(OP_UPDATE):
-                    m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[3]),
-                                 sat_w.eq(mine[3] & w_sat)]
-            with m.If(~c3.valid):
+            with m.If(c3.op == OP_GRADIENT):
+                m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + product),
+                             g_wr.en.eq(mine[3])]
+            with m.If(c4.op == OP_UPDATE):
+                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[4]),
+                             sat_w.eq(mine[4] & w_sat)]
+            with m.If(~c4.valid):
                 m.d.comb += [w_wr.data.eq(self.w_wdata),
                              w_wr.en.eq(self.w_we & (lane_now == k))]
             sats_w.append(sat_w)

@@ -34,12 +34,6 @@ from dyadic.sim.measure import measure_cycles
 __all__ = ["run_bench", "numpy_sgd", "markdown"]
 
 
-def preset_config(board):
-    p = board.preset
-    return NetConfig.from_strings(p["net"], p.get("act"), pes=p.get("pes"), mults=p.get("mults"),
-                                  rounding=p.get("rounding"))
-
-
 def numpy_sgd(cfg, batch, seconds=1.0, seed=0):
     """Float32 SGD steps (forward, backward, update) per second at ``batch`` on one core:
     ``(step_us, samples_per_s)``."""
@@ -107,7 +101,7 @@ def run_bench(boards, build_root="build", log=print, icarus_net="16-8-4"):
     result = {"presets": {}, "numpy": {}, "sim_cycles_per_s": {}, "failed": {}}
     for name in boards:
         board = BOARDS[name]
-        cfg = preset_config(board)
+        cfg = board.config()
         log(f"{name}: cycles of net {cfg.net_text} (PEs {cfg.pes_text}) in Verilator ...")
         cycles = measure_cycles(cfg, "verilator", batch=32)
         result["sim_cycles_per_s"].setdefault("verilator", round(cycles["sim_cycles_per_s"]))
