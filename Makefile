@@ -47,12 +47,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -q -m slow
 
-# Bitstreams and reports of every board preset (build/BOARD/: bitstream, report.json, logs).
-# The ULX3S preset's place and route takes minutes; a preset that does not fit says why.
+# Bitstreams and reports of the board presets (build/BOARD/: bitstream, report.json, logs).
+# The ULX3S preset's place and route takes a while. The iCEBreaker preset does not fit the
+# iCE40UP5K yet: its build stops with what is short (README: Limits) without failing the target.
 boards: $(STAMP)
-	@for board in icebreaker ulx3s-85f; do \
-	  $(BIN)/dyadic build --board $$board || status=1; \
-	done; exit $${status:-0}
+	$(BIN)/dyadic build --board ulx3s-85f
+	-$(BIN)/dyadic build --board icebreaker
 
 # The performance table (build/bench/bench.md, .json): RTL cycles, Fmax, NumPy on one core.
 bench: $(STAMP)

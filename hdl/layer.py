@@ -15,7 +15,7 @@ the correct-prediction test. The skew memory holds ``2(L-l+1) + 1`` slots of ``(
 d_{l-1})``; in trace mode the read slot equals the write slot (no delay).
 """
 
-from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Array, Const, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -56,7 +56,7 @@ class LayerEngine(wiring.Component):
     lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients).
-    sat_a, sat_lam, sat_w : saturation events this cycle.
+    sat_a, sat_lam, sat_w : saturation events, counted a cycle or two after they happen.
     """
 
     def __init__(self, cfg, layer, data_addr_bits):
@@ -150,7 +150,7 @@ class LayerEngine(wiring.Component):
 
         # -- saturation events ---------------------------------------------------------------
         sat_a = sum(pe.sat_a for pe in pes)
-        m.d.comb += [self.sat_a.eq(Mux(self.forward_valid, sat_a, 0)),
+        m.d.sync += [self.sat_a.eq(Mux(self.forward_valid, sat_a, 0)),
                      self.sat_w.eq(sum(pe.sat_w for pe in pes))]
         sat_lam_blend = sum(pe.sat_lam for pe in pes)
         sat_lam_tail, sat_lam_output = Signal(), Signal()  # targets written below / here
@@ -277,7 +277,7 @@ class LayerEngine(wiring.Component):
         else:
             m.d.comb += [lam_valid.eq(self.lam_in_valid), lam_index.eq(self.lam_in_index),
                          lam_value.eq(self.lam_in_value), read_addr.eq(self.rd_addr)]
-        m.d.comb += self.sat_lam.eq(sat_lam_blend + sat_lam_tail + sat_lam_output)
+        m.d.sync += self.sat_lam.eq(sat_lam_blend + sat_lam_tail + sat_lam_output)
         return m
 
     def _output_unit(self, m, read_addr, output_busy, lam_valid, lam_index, lam_value,
@@ -297,17 +297,19 @@ class LayerEngine(wiring.Component):
         # one cycle later: a_L[r], d_L[r], y[r]
         got, got_row, last = Signal(), Signal(bits(n)), Signal()
         m.d.sync += [got.eq(running), got_row.eq(row), last.eq(running & (row == n - 1))]
-        err = Signal(signed(af.width + 1))
-        m.d.comb += err.eq(self.rd_a - self.y_data)
-        target, sat = saturate(derivative_scale(err, af.frac_bits, self.rd_d,
+        # two cycles later: the error a_L - y (registered), then lam_L = d_L (a_L - y)
+        err, d_r, err_row, writing = (Signal(signed(af.width + 1)), Signal(2),
+                                      Signal(bits(n)), Signal())
+        m.d.sync += [err.eq(self.rd_a - self.y_data), d_r.eq(self.rd_d), err_row.eq(got_row),
+                     writing.eq(got & self.output_valid & self.sensitivity_on)]
+        target, sat = saturate(derivative_scale(err, af.frac_bits, d_r,
                                                 cfg.activations[-1], sf), sf)
-        writing = got & self.output_valid & self.sensitivity_on
-        m.d.sync += [lam_valid.eq(writing), lam_index.eq(got_row), lam_value.eq(target)]
+        m.d.sync += [lam_valid.eq(writing), lam_index.eq(err_row), lam_value.eq(target)]
         m.d.comb += sat_lam_output.eq(writing & sat)
-        # loss: |a_L - y|^2, two cycles later
-        err_r, square = Signal(signed(af.width + 1)), Signal(2 * af.width + 1)
+        # loss: |a_L - y|^2, three cycles later
+        square = Signal(2 * af.width + 1)
         sq_valid, sq_valid2 = Signal(), Signal()
-        m.d.sync += [err_r.eq(err), square.eq(err_r * err_r),
+        m.d.sync += [square.eq(err * err),
                      sq_valid.eq(got & self.output_valid), sq_valid2.eq(sq_valid)]
         m.d.comb += [self.loss_add.eq(square), self.loss_valid.eq(sq_valid2)]
         # correct: first largest output == first largest target
@@ -321,4 +323,8 @@ class LayerEngine(wiring.Component):
         decide = Signal()
         m.d.sync += decide.eq(last & self.output_valid)
         m.d.comb += self.correct_add.eq(decide & (arg_a == arg_y))
-        m.d.comb += output_busy.eq(running | got | sq_valid | sq_valid2 | decide)
+        # busy until the last lam_L target is written inside the PEs
+        in_flight = Signal(LAM_LATENCY)
+        m.d.sync += in_flight.eq(Cat(lam_valid, in_flight[:-1]))
+        m.d.comb += output_busy.eq(running | got | writing | lam_valid | in_flight.any()
+                                   | sq_valid | sq_valid2 | decide)

@@ -105,7 +105,7 @@ class ProcessingElement(wiring.Component):
         Idle-time access to the weight and gradient memories (data one cycle after the
         address).
     seed, seed_load : xorshift32 seeding (see :mod:`.lfsr`).
-    sat_a, sat_lam, sat_w : saturation events this cycle.
+    sat_a, sat_lam, sat_w : saturation events of the previous cycle.
     """
 
     def __init__(self, cfg, layer, pe):
@@ -165,7 +165,7 @@ class ProcessingElement(wiring.Component):
         lam_we, lam_fold, lam_value, lam_sat, _ = relaxation_write(
             m, "lam", self.lam_we, self.lam_fold, self.lam[self.lam_fold], self.lam_target,
             h_shift, sf)
-        m.d.comb += self.sat_lam.eq(lam_we & lam_sat)
+        m.d.sync += self.sat_lam.eq(lam_we & lam_sat)   # events are counted a cycle later
         with m.If(lam_we):
             m.d.sync += lam_next[lam_fold].eq(lam_value)
 
@@ -287,8 +287,8 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
                                      else w_rdata[0]),
                      self.g_rdata.eq(Array(g_rdata)[mem_lane] if len(g_rdata) > 1
-                                     else g_rdata[0]),
-                     self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
+                                     else g_rdata[0])]
+        m.d.sync += [self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
 
         # c3: backward - this PE's share of (W^T lam)[col], summed over its multipliers and
         # fold groups, joins the partial sum travelling down the chain

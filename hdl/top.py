@@ -54,9 +54,11 @@ class Accelerator(wiring.Component):
         m.submodules.engine = engine = CommandEngine(
             network, build_info(self.cfg, self.samples, self.board), self.timeout)
         wiring.connect(m, engine.cmd, network.cmd)
-        m.d.comb += [network.addr.eq(engine.addr), network.wdata.eq(engine.wdata),
-                     network.we.eq(engine.we), network.re.eq(engine.re),
-                     engine.rdata.eq(network.rdata), engine.rvalid.eq(network.rvalid),
+        # the access bus is registered on its way in: the engine's address arithmetic and
+        # the network's decoding into every PE's memories get a cycle each
+        m.d.sync += [network.addr.eq(engine.addr), network.wdata.eq(engine.wdata),
+                     network.we.eq(engine.we), network.re.eq(engine.re)]
+        m.d.comb += [engine.rdata.eq(network.rdata), engine.rvalid.eq(network.rvalid),
                      engine.busy.eq(network.busy), self.busy.eq(network.busy),
                      self.idle.eq(engine.idle), self.failed.eq(engine.failed)]
         wiring.connect(m, wiring.flipped(self.rx), engine.rx)

@@ -8,6 +8,7 @@ is not ready is dropped (the protocol is request/response, so the host never sen
 from amaranth import Module, Signal, Cat, Mux
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
+from amaranth.lib.fifo import SyncFIFO
 
 from .top import Accelerator
 
@@ -115,8 +116,13 @@ class UARTAccelerator(wiring.Component):
                                                board=self.board)
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
+        # a two-byte FIFO keeps the transmitter's ready off the command engine's state logic
+        m.submodules.tx_fifo = fifo = SyncFIFO(width=8, depth=2)
         wiring.connect(m, rx.bytes, core.rx)
-        wiring.connect(m, core.tx, tx.bytes)
+        m.d.comb += [fifo.w_data.eq(core.tx.payload), fifo.w_en.eq(core.tx.valid),
+                     core.tx.ready.eq(fifo.w_rdy),
+                     tx.bytes.payload.eq(fifo.r_data), tx.bytes.valid.eq(fifo.r_rdy),
+                     fifo.r_en.eq(tx.bytes.ready)]
         m.d.comb += [rx.rx_pin.eq(self.rx_pin), self.tx_pin.eq(tx.tx_pin),
                      self.busy.eq(core.busy), self.idle.eq(core.idle),
                      self.failed.eq(core.failed)]
