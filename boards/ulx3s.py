@@ -10,8 +10,9 @@ ULX3S_85F = register(Board(
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),
-    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "32,5",
-            "mults": "2,1", "rounding": "stochastic", "samples": 2048},
-    programmer=["openFPGALoader", "--board", "ulx3s"],
-    nextpnr_opts="--placer static", reset_button="button_pwr",
+    # 21 multipliers: each costs about 1.5k LUT4s of accumulator, update and relaxation
+    # arithmetic beside it, so logic and routing, not the 156 multipliers, set the size
+    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "16,5",
+            "rounding": "stochastic", "samples": 1800},   # digits and a scratch slot
+    programmer=["openFPGALoader", "--board", "ulx3s"], reset_button="button_pwr",
 ))

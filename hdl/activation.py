@@ -1,7 +1,7 @@
 """Activation unit: ``z`` (exact dot product) -> ``a = sat(round(f(z)))`` and ``d = f'(z)``
 as a 2-bit code, bit for bit as :meth:`dyadic.host.device_model.DeviceModel.forward_layer`."""
 
-from amaranth import Module, Mux, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,7 +13,7 @@ D_ZERO, D_ONE, D_SLOPE = 0, 1, 2
 
 
 class ActivationUnit(wiring.Component):
-    """Combinational.
+    """One cycle of latency: ``a``, ``d`` and ``saturated`` belong to the previous cycle's ``z``.
 
     Parameters
     ----------
@@ -56,6 +56,9 @@ class ActivationUnit(wiring.Component):
         else:
             rounded = to_act(z)
             d = D_ONE
-        a, sat = saturate(rounded, fmt)
-        m.d.comb += [self.a.eq(a), self.d.eq(d), self.saturated.eq(sat)]
+        # registered between the rounding and the saturation (two carry chains)
+        rounded_r, d_r = Signal(rounded.shape()), Signal(2)
+        m.d.sync += [rounded_r.eq(rounded), d_r.eq(d)]
+        a, sat = saturate(rounded_r, fmt)
+        m.d.comb += [self.a.eq(a), self.d.eq(d_r), self.saturated.eq(sat)]
         return m

@@ -18,8 +18,8 @@ With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
 group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
 data and operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
-c3 the shift, c4 the weight write), c4-c7 activation write-back
-(activation unit, then :func:`relaxation_write`: difference, shift, sum); a sensitivity
+c3 the shift, c4 the weight write), c4-c8 activation write-back
+(activation unit over two cycles, then :func:`relaxation_write`: difference, shift, sum); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
 """
 
@@ -37,8 +37,8 @@ __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "
 
 OP_FORWARD, OP_BACKWARD, OP_GRADIENT, OP_UPDATE = range(4)
 
-#: Cycles from a control word entering a PE to its last register or memory write (c7).
-WRITE_LATENCY = 8
+#: Cycles from a control word entering a PE to its last register or memory write (c8).
+WRITE_LATENCY = 9
 #: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next``.
 LAM_LATENCY = 3
 
@@ -266,7 +266,7 @@ class ProcessingElement(wiring.Component):
             acc = Signal(signed(cfg.forward_acc_bits(self.layer)), name=f"acc{k}")
             with m.If(c3.op == OP_FORWARD):
                 m.d.sync += acc.eq(Mux(c3.first, 0, acc) + product)
-            # c4: activation unit; c5-c7: the step from the current a, written
+            # c4-c5: activation unit; c6-c8: the step from the current a, written
             act = ActivationUnit(cfg.activations[self.layer - 1], acc.shape().width,
                                  cfg.forward_frac, af)
             m.submodules[f"activation{k}"] = act
@@ -275,8 +275,12 @@ class ProcessingElement(wiring.Component):
             act_a = Signal(signed(af.width), name=f"act_a{k}")
             act_d, act_sat = Signal(2, name=f"act_d{k}"), Signal(name=f"act_sat{k}")
             done, fold = Signal(name=f"done{k}"), Signal(bits(F), name=f"fold{k}")
-            m.d.sync += [act_a.eq(act.a), act_d.eq(act.d), act_sat.eq(act.saturated),
-                         done.eq(finished & (finished_group < G)), fold.eq(fold_done[:bits(F)])]
+            # the fold finished a cycle ago: the activation unit's latency
+            done_c5, fold_c5 = Signal(name=f"done_c5_{k}"), Signal(bits(F), name=f"fold_c5_{k}")
+            m.d.sync += [done_c5.eq(finished & (finished_group < G)),
+                         fold_c5.eq(fold_done[:bits(F)]),
+                         act_a.eq(act.a), act_d.eq(act.d), act_sat.eq(act.saturated),
+                         done.eq(done_c5), fold.eq(fold_c5)]
             current_a = Array(self.a)[fold] if F > 1 else self.a[0]
             done, fold, a_value, a_sat, (d_value, act_sat) = relaxation_write(
                 m, f"a{k}", done, fold, current_a, act_a, h_shift, af, (act_d, act_sat))

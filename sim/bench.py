@@ -31,11 +31,28 @@ from dyadic.host.device import open_device
 from dyadic.host.training import run_training
 from dyadic.sim.measure import measure_cycles
 
-__all__ = ["run_bench", "numpy_sgd", "markdown"]
+__all__ = ["run_bench", "numpy_step", "numpy_sgd", "markdown"]
+
+
+def numpy_step(Ws, bs, acts, x, y, eta):
+    """One float32 SGD step in place: forward, backward, ``W -= eta * dW`` (summed over the
+    batch, as the device does)."""
+    a, zs = [x], []
+    for W, b, act in zip(Ws, bs, acts):
+        z = a[-1] @ W.T + b
+        zs.append(z)
+        a.append(float_model.activate(act, z).astype(np.float32, copy=False))
+    lam = float_model.derivative(acts[-1], zs[-1]).astype(np.float32) * (a[-1] - y)
+    for l in range(len(Ws) - 1, -1, -1):
+        dW, db = lam.T @ a[l], lam.sum(axis=0)
+        if l:
+            lam = float_model.derivative(acts[l - 1], zs[l - 1]).astype(np.float32) * (lam @ Ws[l])
+        Ws[l] -= eta * dW
+        bs[l] -= eta * db
 
 
 def numpy_sgd(cfg, batch, seconds=1.0, seed=0):
-    """Float32 SGD steps (forward, backward, update) per second at ``batch`` on one core:
+    """Float32 SGD steps of ``cfg``'s network at ``batch`` on this core for about ``seconds``:
     ``(step_us, samples_per_s)``."""
     rng = np.random.default_rng(seed)
     Ws, bs = float_model.lecun_init(cfg.sizes, rng)
@@ -44,27 +61,10 @@ def numpy_sgd(cfg, batch, seconds=1.0, seed=0):
     x = rng.uniform(0, 1, (batch, cfg.sizes[0])).astype(np.float32)
     y = np.eye(cfg.sizes[-1], dtype=np.float32)[rng.integers(0, cfg.sizes[-1], batch)]
     eta = np.float32(2.0 ** -cfg.lr_shift)
-    acts = cfg.activations
-
-    def step():
-        a, zs = [x], []
-        for W, b, act in zip(Ws, bs, acts):
-            z = a[-1] @ W.T + b
-            zs.append(z)
-            a.append(float_model.activate(act, z).astype(np.float32, copy=False))
-        lam = float_model.derivative(acts[-1], zs[-1]).astype(np.float32) * (a[-1] - y)
-        for l in range(len(Ws) - 1, -1, -1):
-            dW, db = lam.T @ a[l], lam.sum(axis=0)
-            if l:
-                lam = (float_model.derivative(acts[l - 1], zs[l - 1]).astype(np.float32)
-                       * (lam @ Ws[l]))
-            Ws[l] -= eta * dW
-            bs[l] -= eta * db
-
-    step()
+    numpy_step(Ws, bs, cfg.activations, x, y, eta)
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        step()
+        numpy_step(Ws, bs, cfg.activations, x, y, eta)
         n += 1
     elapsed = (time.perf_counter() - started) / n
     return elapsed * 1e6, batch / elapsed

@@ -87,14 +87,15 @@ def test_program_without_a_bitstream_or_tool_says_which(tmp_path, capsys, monkey
     assert "iceprog-not-installed is not installed" in capsys.readouterr().err
 
 
-# Reduced configurations CI builds, one per family, the whole flow in a few minutes: the
-# iCE40UP5K takes only a one-layer network with 8-bit formats (see README: Limits).
+# Reduced configurations CI builds, one per family, the whole flow in about two minutes each:
+# the iCE40UP5K takes only a one-layer network with 8-bit formats (see README: Limits); ECP5
+# place and route grows quickly with the design, so CI builds two PEs.
 REDUCED = {
     "ice40": ["--board", "icebreaker", "--net", "4-2", "--act", "identity", "--pes", "1",
               "--act-format", "2.6", "--weight-format", "2.6", "--sens-format", "2.6",
               "--master-bits", "2", "--rounding", "nearest", "--samples", "16"],
-    "ecp5": ["--board", "ulx3s-85f", "--net", "8-8-4", "--act", "leaky_relu,identity",
-             "--pes", "4,2", "--samples", "16"],
+    "ecp5": ["--board", "ulx3s-85f", "--net", "4-3-2", "--act", "leaky_relu,identity",
+             "--pes", "1,1", "--samples", "16"],
 }
 
 
