@@ -1,11 +1,11 @@
 """Fixed-point arithmetic as Amaranth expressions, the same operations as :mod:`.fixed`:
-round half up by a constant or variable shift, saturation into a format with an overflow flag."""
+round half up by a constant shift, saturation into a format with an overflow flag."""
 
 from amaranth import Mux, Const
 
 from .fixed import SQ
 
-__all__ = ["round_shift", "round_shift_var", "saturate", "derivative_scale", "const_mul"]
+__all__ = ["round_shift", "saturate", "derivative_scale", "const_mul"]
 
 
 def const_mul(value, k):
@@ -20,12 +20,6 @@ def round_shift(value, shift):
     if shift <= 0:
         return value << -shift
     return (value + (1 << (shift - 1))) >> shift
-
-
-def round_shift_var(value, shift):
-    """Round half up by a run-time ``shift`` (an unsigned Value; 0 passes ``value`` through)."""
-    half = (Const(1, 17) << shift) >> 1
-    return (value + half) >> shift
 
 
 def saturate(value, fmt: SQ):

@@ -88,8 +88,13 @@ class CommandEngine(wiring.Component):
         tx_byte, tx_byte_valid, tx_byte_taken = Signal(8), Signal(), Signal()
         tx_start, tx_done = Signal(), Signal()
         tx_count = Signal(16)
-        tx_value = Signal(8)   # the byte being sent, for the CRC
-        tx_crc_next = crc16_byte(m, tx_crc, tx_value, "tx_crc")
+        # the CRC takes in each byte the cycle after it is sent (off the byte's source paths);
+        # every state after a byte lasts at least that cycle before the CRC is sent
+        sent, sent_valid = Signal(8), Signal()
+        tx_crc_next = crc16_byte(m, tx_crc, sent, "tx_crc")
+        m.d.sync += sent_valid.eq(0)
+        with m.If(sent_valid):
+            m.d.sync += tx_crc.eq(tx_crc_next)
         with m.FSM(name="transmit"):
             with m.State("IDLE"):
                 m.d.comb += tx_done.eq(1)
@@ -101,21 +106,19 @@ class CommandEngine(wiring.Component):
                                         ("LEN0", tx_len[:8], "LEN1"),
                                         ("LEN1", tx_len[8:], "PAYLOAD")):
                 with m.State(state):
-                    m.d.comb += [self.tx.payload.eq(value), self.tx.valid.eq(1),
-                                 tx_value.eq(value)]
+                    m.d.comb += [self.tx.payload.eq(value), self.tx.valid.eq(1)]
                     with m.If(self.tx.ready):
                         if state != "SYNC":
-                            m.d.sync += tx_crc.eq(tx_crc_next)
+                            m.d.sync += [sent.eq(value), sent_valid.eq(1)]
                         m.next = after
             with m.State("PAYLOAD"):
                 with m.If(tx_count == tx_len):
                     m.next = "CRC0"
                 with m.Else():
-                    m.d.comb += [self.tx.payload.eq(tx_byte), self.tx.valid.eq(tx_byte_valid),
-                                 tx_value.eq(tx_byte)]
+                    m.d.comb += [self.tx.payload.eq(tx_byte), self.tx.valid.eq(tx_byte_valid)]
                     with m.If(self.tx.ready & tx_byte_valid):
                         m.d.comb += tx_byte_taken.eq(1)
-                        m.d.sync += [tx_crc.eq(tx_crc_next),
+                        m.d.sync += [sent.eq(tx_byte), sent_valid.eq(1),
                                      tx_count.eq(tx_count + 1)]
             with m.State("CRC0"):
                 m.d.comb += [self.tx.payload.eq(tx_crc[:8]), self.tx.valid.eq(1)]

@@ -186,11 +186,16 @@ class LayerEngine(wiring.Component):
                 m.d.sync += col.eq(col + 1)
 
         after_forward = "BACKWARD" if l > 1 else "GRADIENT"
+        # layer 1 reads x from the data memory: the sample's base address, a register set
+        # as the forward and gradient passes begin (no pass decoding on the address path)
+        x_base = Signal.like(self.src_addr)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.done.eq(~(self.start | self.update_start))
                 with m.If(self.start):
                     m.d.sync += [fold.eq(0), col.eq(0), gradient_on.eq(self.gradient_on)]
+                    if l == 1:
+                        m.d.sync += x_base.eq(self.x_fwd_base)
                     m.next = "FORWARD"
                 with m.Elif(self.update_start):
                     m.d.sync += [fold.eq(0), col.eq(0)]
@@ -198,6 +203,9 @@ class LayerEngine(wiring.Component):
             with m.State("FORWARD"):
                 m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_FORWARD), issue.first.eq(col == 0),
                              issue.last.eq(last_col)]
+                if l == 1:
+                    with m.If(last_col & last_fold):
+                        m.d.sync += x_base.eq(self.x_grad_base)
                 next_fold_major(after_forward)
             if l > 1:
                 with m.State("BACKWARD"):
@@ -238,8 +246,7 @@ class LayerEngine(wiring.Component):
 
         # Source addresses for the word being issued (data arrives with ``pending``).
         if l == 1:
-            base = Mux(issue.op == OP_GRADIENT, self.x_grad_base, self.x_fwd_base)
-            m.d.comb += self.src_addr.eq(base + col)
+            m.d.comb += self.src_addr.eq(x_base + col)
         else:
             m.d.comb += [self.src_addr.eq(col),
                          skew_grad.addr.eq(const_mul(self.slot_r, n_in) + col)]

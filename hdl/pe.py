@@ -18,8 +18,8 @@ With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
 group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
 data and operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
-c3 the shift, c4 the weight write), c4-c8 activation write-back
-(activation unit over two cycles, then :func:`relaxation_write`: difference, shift, sum); a sensitivity
+c3 the shift, c4 the weight write), c4-c9 activation write-back
+(activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
 """
 
@@ -29,7 +29,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .activation import ActivationUnit
-from .arith import saturate, round_shift_var, const_mul
+from .arith import saturate, const_mul
 from .lfsr import LFSR
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_GRADIENT",
@@ -37,30 +37,28 @@ __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "
 
 OP_FORWARD, OP_BACKWARD, OP_GRADIENT, OP_UPDATE = range(4)
 
-#: Cycles from a control word entering a PE to its last register or memory write (c8).
-WRITE_LATENCY = 9
+#: Cycles from a control word entering a PE to its last register or memory write (c9).
+WRITE_LATENCY = 10
 #: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next``.
-LAM_LATENCY = 3
+LAM_LATENCY = 4
 
 
-def relaxation_write(m, name, valid, index, old, target, h_shift, fmt, carry=()):
-    """The write-back of one relaxation step, ``sat(old + round((target - old) / 2**h))``,
-    over registered stages: the difference, the rounded shift, then the sum (written by the
-    caller at the third edge). ``carry``: signals delayed alongside. Returns ``(valid, index,
-    value, saturated, carried)`` of the write stage."""
-    stages = [(valid, index, old, target - old, tuple(carry))]
-    for stage in range(2):
-        v, i, o, x, c = stages[-1]
+def relaxation_write(m, name, valid, index, old, target, h_shift, half, fmt, carry=()):
+    """The write-back of one relaxation step, ``sat(old + round((target - old) / 2**h))``
+    rounded half up (``half = 2**h >> 1``, a register), over registered stages: the
+    difference, plus half, the shift, then the sum (written by the caller at the fourth edge).
+    ``carry``: signals delayed alongside. Returns ``(valid, index, value, saturated,
+    carried)`` of the write stage."""
+    v, i, o, x, c = valid, index, old, target - old, tuple(carry)
+    for stage, step in enumerate((lambda x: x, lambda x: x + half, lambda x: x >> h_shift)):
         regs = (Signal(name=f"{name}_valid{stage}"), Signal.like(i, name=f"{name}_index{stage}"),
                 Signal(signed(fmt.width), name=f"{name}_old{stage}"),
-                Signal(signed(fmt.width + 1), name=f"{name}_diff{stage}"),
+                Signal(signed(fmt.width + 2), name=f"{name}_diff{stage}"),
                 tuple(Signal.like(s, name=f"{name}_carry{stage}_{n}") for n, s in enumerate(c)))
-        x = x if stage == 0 else round_shift_var(x, h_shift)
-        m.d.sync += [regs[0].eq(v), regs[1].eq(i), regs[2].eq(o), regs[3].eq(x),
+        m.d.sync += [regs[0].eq(v), regs[1].eq(i), regs[2].eq(o), regs[3].eq(step(x)),
                      *(r.eq(s) for r, s in zip(regs[4], c))]
-        stages.append(regs)
-    v, i, o, step, c = stages[-1]
-    value, saturated = saturate(o + step, fmt)
+        v, i, o, x, c = regs
+    value, saturated = saturate(o + x, fmt)
     return v, i, value, saturated, c
 
 
@@ -158,13 +156,14 @@ class ProcessingElement(wiring.Component):
 
         # -- local copies of the command's shifts (constant while a command runs): the
         # broadcast from the controller stays off the arithmetic paths
-        h_shift, lr_shift = Signal(4), Signal(5)
-        m.d.sync += [h_shift.eq(self.h_shift), lr_shift.eq(self.lr_shift)]
+        h_shift, lr_shift, h_half = Signal(4), Signal(5), Signal(16)
+        m.d.sync += [h_shift.eq(self.h_shift), lr_shift.eq(self.lr_shift),
+                     h_half.eq((1 << h_shift) >> 1)]
 
         # -- sensitivity write port ----------------------------------------------------------
         lam_we, lam_fold, lam_value, lam_sat, _ = relaxation_write(
             m, "lam", self.lam_we, self.lam_fold, self.lam[self.lam_fold], self.lam_target,
-            h_shift, sf)
+            h_shift, h_half, sf)
         m.d.sync += self.sat_lam.eq(lam_we & lam_sat)   # events are counted a cycle later
         with m.If(lam_we):
             m.d.sync += lam_next[lam_fold].eq(lam_value)
@@ -266,7 +265,7 @@ class ProcessingElement(wiring.Component):
             acc = Signal(signed(cfg.forward_acc_bits(self.layer)), name=f"acc{k}")
             with m.If(c3.op == OP_FORWARD):
                 m.d.sync += acc.eq(Mux(c3.first, 0, acc) + product)
-            # c4-c5: activation unit; c6-c8: the step from the current a, written
+            # c4-c5: activation unit; c6-c9: the step from the current a, written
             act = ActivationUnit(cfg.activations[self.layer - 1], acc.shape().width,
                                  cfg.forward_frac, af)
             m.submodules[f"activation{k}"] = act
@@ -283,7 +282,7 @@ class ProcessingElement(wiring.Component):
                          done.eq(done_c5), fold.eq(fold_c5)]
             current_a = Array(self.a)[fold] if F > 1 else self.a[0]
             done, fold, a_value, a_sat, (d_value, act_sat) = relaxation_write(
-                m, f"a{k}", done, fold, current_a, act_a, h_shift, af, (act_d, act_sat))
+                m, f"a{k}", done, fold, current_a, act_a, h_shift, h_half, af, (act_d, act_sat))
             sats_a.append(Mux(done, act_sat + a_sat, 0))
             with m.If(done):
                 m.d.sync += [a_next[fold].eq(a_value), d_next[fold].eq(d_value)]
