@@ -96,19 +96,12 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
                          f"YOSYS / NEXTPNR_* / *PACK)")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    platform = board.platform()
-    plan = platform.prepare(
-        BoardTop(board, cfg, samples, pll), name=NAME,
-        synth_opts=board.synth_opts,
-        script_after_synth=f"tee -q -o {NAME}.stat.json stat -json",
-        nextpnr_opts=f"{board.nextpnr_opts} --report {NAME}.report.json --timing-allow-fail")
-    plan.extract(build_dir)
-    for stale in (f"{NAME}.report.json", f"{NAME}.stat.json", "report.json"):
-        (build_dir / stale).unlink(missing_ok=True)
     started = time.monotonic()
-    with open(build_dir / "build.log", "w") as own_log:
-        result = subprocess.run(["sh", f"build_{NAME}.sh"], cwd=build_dir, env=env,
-                                stdout=log or own_log, stderr=subprocess.STDOUT)
+    result = _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9=True)
+    if result.returncode != 0 and _abc9_failed(board, build_dir):
+        # Yosys 0.70's abc9 trips an assertion on some large ECP5 designs (ABC_OPS_REINTEGRATE);
+        # the classic ABC maps them
+        result = _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9=False)
     seconds = time.monotonic() - started
     stat = _read_json(build_dir / f"{NAME}.stat.json")
     if stat is not None:
@@ -118,6 +111,33 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
     report = _report(board, cfg, pll.fout_mhz, build_dir, stat, seconds)
     (build_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
     return report
+
+
+def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
+    """Amaranth's build script for ``board`` in ``build_dir``: Yosys, nextpnr, packing."""
+    synth_opts, after_synth = board.synth_opts, ""
+    if not abc9:
+        synth_opts += " -run begin:map_luts"
+        after_synth = ("techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                       f"synth_{board.family} -top {NAME} -run map_cells:; ")
+    plan = board.platform().prepare(
+        BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,
+        script_after_synth=f"{after_synth}tee -q -o {NAME}.stat.json stat -json",
+        nextpnr_opts=f"{board.nextpnr_opts} --report {NAME}.report.json --timing-allow-fail")
+    plan.extract(build_dir)
+    for stale in (f"{NAME}.report.json", f"{NAME}.stat.json", "report.json"):
+        (build_dir / stale).unlink(missing_ok=True)
+    with open(build_dir / "build.log", "w") as own_log:
+        return subprocess.run(["sh", f"build_{NAME}.sh"], cwd=build_dir, env=env,
+                              stdout=log or own_log, stderr=subprocess.STDOUT)
+
+
+def _abc9_failed(board, build_dir):
+    try:
+        rpt = (build_dir / f"{NAME}.rpt").read_text()
+    except OSError:
+        return False
+    return board.family == "ecp5" and "ABC_OPS_REINTEGRATE" in rpt[-4000:] and "Assert" in rpt[-2000:]
 
 
 def _read_json(path):

@@ -74,6 +74,8 @@ class CommandEngine(wiring.Component):
         m.submodules.info = info_rom = Memory(shape=8, depth=max(1, len(self.info)),
                                               init=list(self.info) or [0])
         info_rd = info_rom.read_port()
+        info_byte = Signal(8)
+        m.d.sync += info_byte.eq(info_rd.data)
 
         op = Signal(8)
         length = Signal(16)
@@ -323,13 +325,16 @@ class CommandEngine(wiring.Component):
                             m.d.sync += exec_fields[:8].eq(Op.CLEAR)
                             m.next = "EXEC"
             with m.State("INFO"):
-                # the ROM answers one cycle after its address: present byte tx_count
-                m.d.comb += [tx_byte.eq(info_rd.data), tx_byte_valid.eq(1)]
+                # the ROM answers one cycle after its address, registered once more (block
+                # RAM is slow to its output): byte tx_count, two cycles after it is asked for
+                m.d.comb += [tx_byte.eq(info_byte), tx_byte_valid.eq(1)]
                 with m.If(tx_byte_taken):
                     m.next = "INFO_WAIT"
                 with m.If(tx_done):
                     m.next = "HUNT"
             with m.State("INFO_WAIT"):
+                m.next = "INFO_WAIT2"
+            with m.State("INFO_WAIT2"):
                 m.next = "INFO"
             with m.State("WRITE_FETCH"):
                 m.d.comb += buf_rd.addr.eq(index)

@@ -167,8 +167,8 @@ class LayerEngine(wiring.Component):
         issue = Signal(ctl)  # word being issued; its operand arrives next cycle
         pending = Signal(ctl)
         # the last word's final write: a PE's at P + WRITE_LATENCY cycles; the backward tail's
-        # target reaches the layer below at P + 7 and is written LAM_LATENCY cycles later
-        drain_end = P + max(WRITE_LATENCY, 7 + LAM_LATENCY)
+        # target reaches the layer below at P + 8 and is written LAM_LATENCY cycles later
+        drain_end = P + max(WRITE_LATENCY, 8 + LAM_LATENCY)
         drain = Signal(range(drain_end + 1))
         one = Const(af.one, signed(af.width))
         last_col, last_fold = col == C - 1, fold == n_groups - 1
@@ -271,11 +271,14 @@ class LayerEngine(wiring.Component):
             t_valid, t_col = Signal(), Signal(bits(n_in))
             m.d.comb += skew_tail.addr.eq(const_mul(self.slot_r, n_in) + tail[2].col)
             m.d.sync += [t_valid.eq(at_tail), t_col.eq(tail[2].col), psum.eq(pes[-1].psum_out)]
-            target, sat = saturate(derivative_scale(psum, cfg.backward_frac, skew_tail.data.d,
-                                                    act_below, sf), sf)
-            m.d.sync += [self.lam_out_valid.eq(t_valid & self.backward_valid),
-                         self.lam_out_index.eq(t_col), self.lam_out_value.eq(target)]
-            m.d.comb += sat_lam_tail.eq(t_valid & self.backward_valid & sat)
+            # d_{l-1} (W^T lam) rounded, registered, then saturated into the target
+            scaled = derivative_scale(psum, cfg.backward_frac, skew_tail.data.d, act_below, sf)
+            s_valid, s_col, s_value = Signal(), Signal(bits(n_in)), Signal(scaled.shape())
+            m.d.sync += [s_valid.eq(t_valid), s_col.eq(t_col), s_value.eq(scaled)]
+            target, sat = saturate(s_value, sf)
+            m.d.sync += [self.lam_out_valid.eq(s_valid & self.backward_valid),
+                         self.lam_out_index.eq(s_col), self.lam_out_value.eq(target)]
+            m.d.comb += sat_lam_tail.eq(s_valid & self.backward_valid & sat)
 
         # -- output unit (layer L) -----------------------------------------------------------
         if l == cfg.L:

@@ -71,7 +71,10 @@ class RelaxationNetwork(wiring.Component):
         # -- bus decode ----------------------------------------------------------------------
         space, layer, index = self.addr[24:28], self.addr[20:24], self.addr[:20]
         cb = col_bits(cfg)
-        idle = ~self.busy
+        # bus writes are gated by the controller having been idle for a cycle (a register:
+        # no state decoding on the write paths into every PE); ``busy`` covers that cycle
+        in_idle, idle = Signal(), Signal(init=1)
+        m.d.sync += idle.eq(in_idle)
         for l, e in enumerate(engines, 1):
             here = idle & (layer == l)
             m.d.comb += [
@@ -204,10 +207,10 @@ class RelaxationNetwork(wiring.Component):
         last_relax_step, last_batch_step, sample_scored = Signal(), Signal(), Signal()
         m.d.sync += [last_relax_step.eq(t == cmd.count), last_batch_step.eq(t == steps_in_batch),
                      sample_scored.eq(in_batch(1 + L))]
-        m.d.comb += self.busy.eq(1)
+        m.d.comb += self.busy.eq(~(in_idle & idle))
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.cmd.ready.eq(1), self.busy.eq(0)]
+                m.d.comb += [self.cmd.ready.eq(1), in_idle.eq(1)]
                 with m.If(self.cmd.valid):
                     m.d.sync += [cmd.eq(self.cmd.payload), t.eq(1),
                                  batch_start.eq(self.cmd.payload.sample),

@@ -18,7 +18,7 @@ With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
 group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
 data and operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
-c3 the shift, c4 the weight write), c4-c9 activation write-back
+c3 the shift, c4 ``W - delta``, c5 the saturated write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
 """
@@ -170,8 +170,8 @@ class ProcessingElement(wiring.Component):
 
         # -- pipeline control ----------------------------------------------------------------
         c0 = self.ctl_in
-        c1, c2, c3, c4 = Signal(ctl), Signal(ctl), Signal(ctl), Signal(ctl)
-        m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1), c3.eq(c2), c4.eq(c3)]
+        c1, c2, c3, c4, c5 = (Signal(ctl, name=f"c{n}") for n in range(1, 6))
+        m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1), c3.eq(c2), c4.eq(c3), c5.eq(c4)]
 
         # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
         M = cfg.mults[self.layer - 1]
@@ -204,8 +204,8 @@ class ProcessingElement(wiring.Component):
             m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
             w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
             g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
-            mine = [Signal(name=f"mine{k}_{s}") for s in range(5)]
-            for s_, c in enumerate((c0, c1, c2, c3, c4)):
+            mine = [Signal(name=f"mine{k}_{s}") for s in range(6)]
+            for s_, c in enumerate((c0, c1, c2, c3, c4, c5)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle_address = address(mem_group, self.mem_col)
@@ -243,20 +243,22 @@ class ProcessingElement(wiring.Component):
             rounded = Signal(signed(gw + 1), name=f"rounded{k}")   # c2: G + r
             delta = Signal(signed(gw + 1), name=f"delta{k}")       # c3: (G + r) >> s
             w4 = Signal(signed(mf.width), name=f"w4_{k}")
-            m.d.sync += [rounded.eq(g2 + offset), delta.eq(rounded >> shift), w4.eq(w3)]
+            w_new = Signal(signed(gw + 2), name=f"w_new{k}")       # c4: W - delta
+            m.d.sync += [rounded.eq(g2 + offset), delta.eq(rounded >> shift), w4.eq(w3),
+                         w_new.eq(w4 - delta)]
 
-            # c3: gradient write-back; c4: weight write-back
-            new_w, w_sat = saturate(w4 - delta, mf)
+            # c3: gradient write-back; c5: weight write-back, saturated
+            new_w, w_sat = saturate(w_new, mf)
             m.d.comb += [g_wr.addr.eq(address(c3.fold, c3.col)),
-                         w_wr.addr.eq(Mux(c4.valid, address(c4.fold, c4.col), idle_address))]
+                         w_wr.addr.eq(Mux(c5.valid, address(c5.fold, c5.col), idle_address))]
             sat_w = Signal(name=f"sat_w{k}")
             with m.If(c3.op == OP_GRADIENT):
                 m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + product),
                              g_wr.en.eq(mine[3])]
-            with m.If(c4.op == OP_UPDATE):
-                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[4]),
-                             sat_w.eq(mine[4] & w_sat)]
-            with m.If(~c4.valid):
+            with m.If(c5.op == OP_UPDATE):
+                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[5]),
+                             sat_w.eq(mine[5] & w_sat)]
+            with m.If(~c5.valid):
                 m.d.comb += [w_wr.data.eq(self.w_wdata),
                              w_wr.en.eq(self.w_we & (lane_now == k))]
             sats_w.append(sat_w)
