@@ -23,7 +23,8 @@ class PLLSetting:
 
 def ice40_pll(fin_mhz, fout_mhz):
     """SB_PLL40_PAD in SIMPLE feedback: ``fout = fin (DIVF+1) / ((DIVR+1) 2**DIVQ)`` with the
-    phase detector at 10-133 MHz and the VCO at 533-1066 MHz."""
+    phase detector at 10-133 MHz, the VCO at 533-1066 MHz, the output at 16-275 MHz; within 2%
+    of ``fout_mhz``."""
     best = None
     for divr in range(16):
         fpfd = fin_mhz / (divr + 1)
@@ -35,11 +36,13 @@ def ice40_pll(fin_mhz, fout_mhz):
                 continue
             for divq in range(1, 7):
                 f = fvco / 2 ** divq
+                if not 16 <= f <= 275:   # the output's range
+                    continue
                 if best is None or abs(f - fout_mhz) < abs(best[0] - fout_mhz):
                     best = (f, divr, divf, divq, fpfd)
     if best is None or abs(best[0] - fout_mhz) > 0.02 * fout_mhz:
-        raise PLLError(f"the iCE40 PLL cannot make {fout_mhz:g} MHz from {fin_mhz:g} MHz: "
-                       f"choose a clock between 16 and 275 MHz")
+        raise PLLError(f"the iCE40 PLL cannot make {fout_mhz:g} MHz from {fin_mhz:g} MHz"
+                       + (f": the nearest is {best[0]:.4g} MHz" if best else ""))
     f, divr, divf, divq, fpfd = best
     filter_range = next(i for i, edge in enumerate((17, 26, 44, 66, 101, 1e9), 1)
                         if fpfd < edge)
@@ -50,7 +53,8 @@ def ice40_pll(fin_mhz, fout_mhz):
 
 def ecp5_pll(fin_mhz, fout_mhz):
     """EHXPLLL with CLKOP feedback: ``fout = fin CLKFB_DIV / CLKI_DIV``, phase detector at
-    3.125-400 MHz, VCO ``fout CLKOP_DIV`` at 400-800 MHz."""
+    3.125-400 MHz, VCO ``fout CLKOP_DIV`` at 400-800 MHz, output up to 400 MHz; within 2% of
+    ``fout_mhz``."""
     best = None
     for clki in range(1, 129):
         fpfd = fin_mhz / clki
@@ -58,6 +62,8 @@ def ecp5_pll(fin_mhz, fout_mhz):
             continue
         for clkfb in range(1, 81):
             f = fpfd * clkfb
+            if f > 400:   # the output's limit
+                break
             for clkop in range(1, 129):
                 if 400 <= f * clkop <= 800:
                     break
@@ -66,8 +72,8 @@ def ecp5_pll(fin_mhz, fout_mhz):
             if best is None or abs(f - fout_mhz) < abs(best[0] - fout_mhz):
                 best = (f, clki, clkfb, clkop)
     if best is None or abs(best[0] - fout_mhz) > 0.02 * fout_mhz:
-        raise PLLError(f"the ECP5 PLL cannot make {fout_mhz:g} MHz from {fin_mhz:g} MHz: "
-                       f"choose a clock between 4 and 400 MHz")
+        raise PLLError(f"the ECP5 PLL cannot make {fout_mhz:g} MHz from {fin_mhz:g} MHz"
+                       + (f": the nearest is {best[0]:.4g} MHz" if best else ""))
     f, clki, clkfb, clkop = best
     return PLLSetting("EHXPLLL", fin_mhz, f, {
         "CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,

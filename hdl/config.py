@@ -146,8 +146,10 @@ class NetConfig:
 
     @property
     def multipliers(self):
-        """Multipliers of the layer engines (the output unit's squarer not counted)."""
-        return sum(p * k for p, k in zip(self.pes, self.mults))
+        """Multipliers of the layer engines: a PE has one per fold up to ``mults`` (the output
+        unit's squarer not counted)."""
+        return sum(min(k, len(self.rows_of_pe(l, p)))
+                   for l, (P, k) in enumerate(zip(self.pes, self.mults), 1) for p in range(P))
 
     @property
     def forward_frac(self):
