@@ -17,11 +17,11 @@ def default_build_dir(board):
 
 
 def preset_config(board, args, config_from):
-    """The board's preset network, overridden by what the user typed."""
+    """The board's preset network, overridden by what the user typed (the preset's PEs only
+    go with the preset's network)."""
     preset = board.preset
-    for key in ("act", "pes", "mults", "rounding"):
-        if getattr(args, key, None) is None and key in preset and (
-                args.net is None or key == "act"):
+    for key in ("act", "rounding") + (("pes", "mults") if args.net is None else ()):
+        if getattr(args, key, None) is None and key in preset:
             setattr(args, key, preset[key])
     return config_from(args, net=args.net or preset["net"])
 

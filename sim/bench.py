@@ -60,7 +60,9 @@ def numpy_sgd(cfg, batch, seconds=1.0, seed=0):
     bs = [b.astype(np.float32) for b in bs]
     x = rng.uniform(0, 1, (batch, cfg.sizes[0])).astype(np.float32)
     y = np.eye(cfg.sizes[-1], dtype=np.float32)[rng.integers(0, cfg.sizes[-1], batch)]
-    eta = np.float32(2.0 ** -cfg.lr_shift)
+    # the same batch again and again: a learning rate per sample keeps the numbers finite
+    # (the arithmetic, and so the time, does not depend on it)
+    eta = np.float32(2.0 ** -cfg.lr_shift / batch)
     numpy_step(Ws, bs, cfg.activations, x, y, eta)
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
