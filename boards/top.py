@@ -5,6 +5,7 @@ network is running a command), failed (the last request was answered with an err
 """
 
 from amaranth import Module, Signal, ClockDomain, Instance, Elaboratable
+from amaranth.build import ResourceError
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..hdl.uart import UARTAccelerator
@@ -63,7 +64,7 @@ class BoardTop(Elaboratable):
         for index, status in enumerate((acc.idle, acc.busy, acc.failed)):
             try:
                 led = platform.request("led", index)
-            except Exception:   # fewer LEDs than states: show what fits
+            except ResourceError:   # fewer LEDs than states: show what fits
                 break
             m.d.sync += led.o.eq(status)   # registered: no logic path ends at a pin
         return m

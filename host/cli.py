@@ -277,6 +277,7 @@ def cmd_bench(args):
         argv += ["--board", board]
     argv += ["--json"] if args.json else []
     argv += ["--plot", args.plot] if args.plot else []
+    argv += ["--no-build"] if args.no_build else []
     code = subprocess.call(argv, env=dict(os.environ, OPENBLAS_NUM_THREADS="1",
                                           OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
     if code != 0:
@@ -339,6 +340,8 @@ def build_parser():
                                      "(RTL simulation, build reports, NumPy on one core)")
     p.add_argument("--board", action="append", help="presets to measure (default: all)")
     p.add_argument("--out", default="build/bench", help="writes bench.json and bench.md here")
+    p.add_argument("--no-build", action="store_true",
+                   help="use the build reports there are; build no missing preset")
     p.set_defaults(func=cmd_bench)
 
     for p in sub.choices.values():

@@ -23,13 +23,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from dyadic.boards import BOARDS, BoardError  # noqa: E402
-from dyadic.boards.build import BuildReport, build
-from dyadic.hdl.config import NetConfig
-from dyadic.host import float_model
-from dyadic.host.datasets import load as load_dataset
-from dyadic.host.device import open_device
-from dyadic.host.training import run_training
-from dyadic.sim.measure import measure_cycles
+from dyadic.boards.build import BuildReport, build  # noqa: E402
+from dyadic.boards.resources import check_fits  # noqa: E402
+from dyadic.hdl.config import NetConfig  # noqa: E402
+from dyadic.host import float_model  # noqa: E402
+from dyadic.host.datasets import load as load_dataset  # noqa: E402
+from dyadic.host.device import open_device  # noqa: E402
+from dyadic.host.training import run_training  # noqa: E402
+from dyadic.sim.measure import measure_cycles  # noqa: E402
 
 __all__ = ["run_bench", "numpy_step", "numpy_sgd", "markdown"]
 
@@ -72,14 +73,20 @@ def numpy_sgd(cfg, batch, seconds=1.0, seed=0):
     return elapsed * 1e6, batch / elapsed
 
 
-def board_report(board, cfg, samples, build_root, log):
-    """The preset's build report: read, or built now. ``None`` with the reason when it
-    cannot be built."""
+def board_report(board, cfg, samples, build_root, log, rebuild=True):
+    """The preset's build report: read, or built now (``rebuild``). ``None`` with the reason
+    when there is none."""
     path = Path(build_root) / board.name / "report.json"
     if path.exists():
         report = BuildReport.load(path)
         if report.net == cfg.net_text and report.pes == cfg.pes_text:
             return report, None
+    if not rebuild:
+        try:
+            check_fits(board, cfg, samples)
+        except BoardError as e:
+            return None, str(e)
+        return None, f"no build report in {path.parent} (make boards)"
     log(f"building the {board.name} preset (this takes a while) ...")
     try:
         return build(board, cfg, samples, board.clock_mhz, path.parent), None
@@ -99,7 +106,7 @@ def digits_accuracy(cfg, epochs=10, batch=16, seed=1):
     return r["test_acc"], r["float32_test_acc"]
 
 
-def run_bench(boards, build_root="build", log=print, icarus_net="16-8-4"):
+def run_bench(boards, build_root="build", log=print, icarus_net="16-8-4", rebuild=True):
     result = {"presets": {}, "numpy": {}, "sim_cycles_per_s": {}, "failed": {}}
     for name in boards:
         board = BOARDS[name]
@@ -107,7 +114,8 @@ def run_bench(boards, build_root="build", log=print, icarus_net="16-8-4"):
         log(f"{name}: cycles of net {cfg.net_text} (PEs {cfg.pes_text}) in Verilator ...")
         cycles = measure_cycles(cfg, "verilator", batch=32)
         result["sim_cycles_per_s"].setdefault("verilator", round(cycles["sim_cycles_per_s"]))
-        report, why = board_report(board, cfg, board.preset["samples"], build_root, log)
+        report, why = board_report(board, cfg, board.preset["samples"], build_root, log,
+                                   rebuild)
         log(f"{name}: digits, device and float32 ...")
         acc, acc32 = digits_accuracy(cfg)
         entry = {
@@ -184,9 +192,12 @@ def main(argv=None):
     p.add_argument("--out", default="build/bench", help="writes bench.json and bench.md here")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE.png", help="device against NumPy, as a figure")
+    p.add_argument("--no-build", action="store_true",
+                   help="use the build reports there are; build no missing preset")
     args = p.parse_args(argv)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True))
-    result = run_bench(args.board or sorted(BOARDS), args.build_root, log)
+    result = run_bench(args.board or sorted(BOARDS), args.build_root, log,
+                       rebuild=not args.no_build)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2))
