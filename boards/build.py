@@ -137,7 +137,8 @@ def _abc9_failed(board, build_dir):
         rpt = (build_dir / f"{NAME}.rpt").read_text()
     except OSError:
         return False
-    return board.family == "ecp5" and "ABC_OPS_REINTEGRATE" in rpt[-4000:] and "Assert" in rpt[-2000:]
+    tail = rpt[-4000:]
+    return board.family == "ecp5" and "ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
 
 
 def _read_json(path):

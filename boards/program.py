@@ -21,9 +21,9 @@ def program(board, bitstream):
         raise BoardError(f"no bitstream at {bitstream}: build one with "
                          f"`dyadic build --board {board.name}`")
     if shutil.which(tool) is None:
+        package = "fpga-icestorm" if "iceprog" in tool else "openfpgaloader"
         raise BoardError(f"the programming tool {tool} is not installed: install it (Debian: "
-                         f"apt install {'fpga-icestorm' if 'iceprog' in tool else 'openfpgaloader'})"
-                         f" to flash the {board.name}")
+                         f"apt install {package}) to flash the {board.name}")
     result = subprocess.run([tool, *options, str(bitstream)], capture_output=True, text=True)
     if result.returncode != 0:
         said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
