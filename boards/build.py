@@ -17,10 +17,10 @@ from pathlib import Path
 
 from .board import BoardError
 from .pll import PLLError
-from .resources import check_fits
+from .resources import check_fits, SPRAM_WORDS, SPRAM_WIDTH
 from .top import BoardTop, pll_for
 
-__all__ = ["BuildReport", "build", "tool_environment", "NAME"]
+__all__ = ["BuildReport", "build", "bitstream_path", "tool_environment", "NAME"]
 
 NAME = "dyadic"
 TOOLS = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack",
@@ -141,6 +141,11 @@ def _abc9_failed(board, build_dir):
     return board.family == "ecp5" and "ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
 
 
+def bitstream_path(board, build_dir):
+    """Where a build for ``board`` in ``build_dir`` writes its bitstream."""
+    return Path(build_dir) / (f"{NAME}.bin" if board.family == "ice40" else f"{NAME}.bit")
+
+
 def _read_json(path):
     try:
         return json.loads(path.read_text())
@@ -191,7 +196,7 @@ def _report(board, cfg, target_mhz, build_dir, stat, seconds):
     util = nextpnr.get("utilization", {})
     names = CELLS[board.family]
     used = lambda key: util.get(names[key], {}).get("used", 0)
-    luts, ffs = _stat_cells(stat or {})
+    _, ffs = _stat_cells(stat or {})
     cap = board.capacity
     ram_bits = used("ram") * cap.ram_block_bits
     resources = {
@@ -201,12 +206,12 @@ def _report(board, cfg, target_mhz, build_dir, stat, seconds):
         "ram_bits": [ram_bits, cap.ram_blocks * cap.ram_block_bits],
     }
     if "spram" in names:
-        resources["spram_bits"] = [used("spram") * 256 * 1024, cap.data_memory_bits]
+        resources["spram_bits"] = [used("spram") * SPRAM_WORDS * SPRAM_WIDTH,
+                                   cap.data_memory_bits]
     fmax = min((c["achieved"] for c in nextpnr.get("fmax", {}).values()), default=0.0)
-    bitstream = build_dir / f"{NAME}.bin" if board.family == "ice40" \
-        else build_dir / f"{NAME}.bit"
     return BuildReport(board=board.name, net=cfg.net_text, pes=cfg.pes_text,
                        target_mhz=round(target_mhz, 3), fmax_mhz=round(fmax, 2),
                        timing_met=fmax >= target_mhz, resources=resources,
-                       bitstream=str(bitstream), seconds=round(seconds, 1),
+                       bitstream=str(bitstream_path(board, build_dir)),
+                       seconds=round(seconds, 1),
                        build_dir=str(build_dir))

@@ -7,7 +7,7 @@ from .board import Board, Capacity, register
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
     # The goal is 64-64-10 on most of the multipliers at 100 MHz; today each multiplier carries
-    # about 1.5k LUT4s of accumulator, update and relaxation arithmetic, 64-64-10 with 16 + 5
+    # about 2.6k LUT4s of accumulator, update and relaxation arithmetic, 64-64-10 with 16 + 5
     # PEs does not route, and the data-set memory's read path limits the clock: the preset is
     # the digits network at the clock it meets (README: Limits).
     clock_mhz=45.0,

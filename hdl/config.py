@@ -302,7 +302,8 @@ class NetConfig:
 
     @property
     def pes_text(self):
-        """PEs per layer as typed (``8,2``), with multipliers per PE when not one (``8x2,2``)."""
+        """PEs per layer (``8,2``), written ``PxM`` where a layer's PEs have ``M`` multipliers
+        each (``8x2,2`` for ``--pes 8,2 --mults 2,1``)."""
         return ",".join(f"{p}x{k}" if k > 1 else str(p) for p, k in zip(self.pes, self.mults))
 
     def describe(self):

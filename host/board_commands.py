@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from ..boards import BOARDS, BoardError, get_board
-from ..boards.build import build, BuildReport
+from ..boards.build import build, bitstream_path, BuildReport
 from ..boards.program import program
 
 __all__ = ["add_board_commands", "preset_config", "BOARD_ERRORS"]
@@ -58,8 +58,7 @@ def format_report(r: BuildReport):
 
 def cmd_program(args):
     board = get_board(args.board)
-    bitstream = args.bitstream or default_build_dir(board) / (
-        "dyadic.bin" if board.family == "ice40" else "dyadic.bit")
+    bitstream = args.bitstream or bitstream_path(board, default_build_dir(board))
     program(board, bitstream)
     if not args.json:
         print(f"flashed {bitstream} onto the {board.name}")
