@@ -204,9 +204,8 @@ class ProcessingElement(wiring.Component):
             m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
             w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
             g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
-            # a valid word for this lane at the stages that act on it
-            mine = {s_: Signal(name=f"mine{k}_{s_}") for s_ in (1, 3, 5)}
-            for s_, c in ((1, c1), (3, c3), (5, c5)):
+            mine = [Signal(name=f"mine{k}_{s}") for s in range(6)]
+            for s_, c in enumerate((c0, c1, c2, c3, c4, c5)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle_address = address(mem_group, self.mem_col)
