@@ -99,7 +99,7 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
     started = time.monotonic()
     result = _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9=True)
     if result.returncode != 0 and _abc9_failed(board, build_dir):
-        # Yosys 0.70's abc9 trips an assertion on some large ECP5 designs (ABC_OPS_REINTEGRATE);
+        # Yosys 0.70's abc9 trips an assertion on some large designs (ABC_OPS_REINTEGRATE);
         # the classic ABC maps them
         result = _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9=False)
     seconds = time.monotonic() - started
@@ -113,13 +113,21 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
     return report
 
 
+# synth_<family>'s map_luts step with the classic ABC instead of abc9
+CLASSIC_LUT_MAPPING = {
+    "ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; ",
+    "ice40": ("techmap -map +/ice40/latches_map.v; abc -dress -lut 4; ice40_wrapcarry -unwrap; "
+              "techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; "),
+}
+
+
 def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
     """Amaranth's build script for ``board`` in ``build_dir``: Yosys, nextpnr, packing."""
     synth_opts, after_synth = board.synth_opts, ""
     if not abc9:
         synth_opts += " -run begin:map_luts"
-        after_synth = ("techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
-                       f"synth_{board.family} -top {NAME} -run map_cells:; ")
+        after_synth = (CLASSIC_LUT_MAPPING[board.family]
+                       + f"synth_{board.family} -top {NAME} -run map_cells:; ")
     plan = board.platform().prepare(
         BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,
         script_after_synth=f"{after_synth}tee -q -o {NAME}.stat.json stat -json",
@@ -138,7 +146,7 @@ def _abc9_failed(board, build_dir):
     except OSError:
         return False
     tail = rpt[-4000:]
-    return board.family == "ecp5" and "ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
+    return "ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
 
 
 def bitstream_path(board, build_dir):

@@ -61,9 +61,13 @@ def estimate(board, cfg, samples):
         dsps += _chunks(a, cap.dsp_width) * _chunks(b, cap.dsp_width)
     blocks, data_bits = 0, 0
     spram = cap.data_memory_bits > 0
-    for width, depth, name in re.findall(r"memory width (\d+) size (\d+) \\(\S+)", text):
+    # the data set's banks are the memories of the x_mem / y_mem modules
+    memories = [(module, *found) for module, body in
+                re.findall(r"^module \\(\S+)\n(.*?)^end$", text, re.S | re.M)
+                for found in re.findall(r"memory width (\d+) size (\d+) ", body)]
+    for module, width, depth in memories:
         width, depth = int(width), int(depth)
-        if name.split(".")[-1] in DATA_SET_MEMORIES:
+        if module.split(".")[-1] in DATA_SET_MEMORIES:
             if spram:   # whole SPRAM blocks
                 data_bits += (math.ceil(width / SPRAM_WIDTH) * math.ceil(depth / SPRAM_WORDS)
                               * SPRAM_WIDTH * SPRAM_WORDS)

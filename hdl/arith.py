@@ -1,11 +1,11 @@
 """Fixed-point arithmetic as Amaranth expressions, the same operations as :mod:`.fixed`:
 round half up by a constant shift, saturation into a format with an overflow flag."""
 
-from amaranth import Mux, Const
+from amaranth import Mux, Const, Signal
 
 from .fixed import SQ
 
-__all__ = ["round_shift", "saturate", "derivative_scale", "const_mul"]
+__all__ = ["round_shift", "saturate", "derivative_scale", "const_mul", "delay"]
 
 
 def const_mul(value, k):
@@ -40,3 +40,13 @@ def derivative_scale(value, frac, code, act, fmt: SQ):
         return Mux(code == 1, one, Mux(code == 2, slope, 0))
     return Mux(code == 1, one, 0)
 
+
+
+def delay(m, value, cycles, name):
+    """``[value, value one cycle ago, ..., value `cycles` cycles ago]`` as a register chain."""
+    chain = [value]
+    for k in range(1, cycles + 1):
+        stage = Signal.like(value, name=f"{name}_d{k}")
+        m.d.sync += stage.eq(chain[-1])
+        chain.append(stage)
+    return chain

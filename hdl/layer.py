@@ -20,11 +20,16 @@ from amaranth.lib import wiring, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .arith import derivative_scale, saturate, const_mul
+from .arith import derivative_scale, saturate, const_mul, delay
+from .datamem import DataMemory
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
                  OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY)
 
-__all__ = ["LayerEngine", "skew_depth"]
+__all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY"]
+
+#: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
+#: read latency, to which the network delays the layer below's registers too.
+SOURCE_LATENCY = DataMemory.LATENCY
 
 
 def skew_depth(cfg, layer):
@@ -48,8 +53,9 @@ class LayerEngine(wiring.Component):
     slot_w, slot_r : In
         Skew-memory slots written by the forward pass and read by backward and gradient.
     src_addr, src_a, src_d :
-        Read port into the layer below (``a_{l-1}``, ``d_{l-1}``, one cycle latency); for layer
-        1 ``src_addr`` addresses the data memory from ``x_fwd_base`` / ``x_grad_base``.
+        Read port into the layer below (``a_{l-1}``, ``d_{l-1}``, :data:`SOURCE_LATENCY`
+        cycles latency); for layer 1 ``src_addr`` addresses the data memory from
+        ``x_fwd_base`` / ``x_grad_base``.
     rd_addr, rd_a, rd_d, rd_lam :
         Read port of this layer's current registers (one cycle latency).
     lam_in_* : sensitivity targets written by the layer above.
@@ -164,11 +170,10 @@ class LayerEngine(wiring.Component):
 
         # -- sequencer -----------------------------------------------------------------------
         fold, col = Signal(bits(n_groups)), Signal(bits(C))  # ``fold``: the fold group
-        issue = Signal(ctl)  # word being issued; its operand arrives next cycle
-        pending = Signal(ctl)
+        issue = Signal(ctl)  # word being issued; its operand arrives SOURCE_LATENCY later
         # the last word's final write: a PE's at P + WRITE_LATENCY cycles; the backward tail's
         # target reaches the layer below at P + 8 and is written LAM_LATENCY cycles later
-        drain_end = P + max(WRITE_LATENCY, 8 + LAM_LATENCY)
+        drain_end = SOURCE_LATENCY - 1 + P + max(WRITE_LATENCY, 8 + LAM_LATENCY)
         drain = Signal(range(drain_end + 1))
         one = Const(af.one, signed(af.width))
         last_col, last_fold = col == C - 1, fold == n_groups - 1
@@ -242,14 +247,15 @@ class LayerEngine(wiring.Component):
                 with m.If(~output_busy):
                     m.next = "IDLE"
         m.d.comb += [issue.fold.eq(fold), issue.col.eq(col)]
-        m.d.sync += pending.eq(issue)
+        issued = delay(m, issue, SOURCE_LATENCY, "issued")
+        pending = issued[-1]   # the word whose operand arrives now
 
         # Source addresses for the word being issued (data arrives with ``pending``).
         if l == 1:
             m.d.comb += self.src_addr.eq(x_base + col)
         else:
             m.d.comb += [self.src_addr.eq(col),
-                         skew_grad.addr.eq(const_mul(self.slot_r, n_in) + col)]
+                         skew_grad.addr.eq(const_mul(self.slot_r, n_in) + issued[-2].col)]
             m.d.comb += [skew_wr.addr.eq(const_mul(self.slot_w, n_in) + pending.col),
                          skew_wr.data.a.eq(self.src_a), skew_wr.data.d.eq(self.src_d),
                          skew_wr.en.eq(pending.valid & (pending.op == OP_FORWARD)
@@ -304,13 +310,17 @@ class LayerEngine(wiring.Component):
                 m.d.sync += running.eq(0)
         m.d.comb += [self.y_addr.eq(self.y_base + row),
                      read_addr.eq(Mux(running, row, self.rd_addr))]
-        # one cycle later: a_L[r], d_L[r], y[r]
-        got, got_row, last = Signal(), Signal(bits(n)), Signal()
-        m.d.sync += [got.eq(running), got_row.eq(row), last.eq(running & (row == n - 1))]
-        # two cycles later: the error a_L - y (registered), then lam_L = d_L (a_L - y)
+        # SOURCE_LATENCY cycles later: y[r], and a_L[r], d_L[r] (read in one cycle) delayed
+        reading = delay(m, running, SOURCE_LATENCY, "reading")
+        got = reading[-1]
+        got_row = delay(m, row, SOURCE_LATENCY, "got_row")[-1]
+        last = delay(m, running & (row == n - 1), SOURCE_LATENCY, "last")[-1]
+        rd_a = delay(m, self.rd_a, SOURCE_LATENCY - 1, "out_a")[-1]
+        rd_d = delay(m, self.rd_d, SOURCE_LATENCY - 1, "out_d")[-1]
+        # a cycle later: the error a_L - y (registered), then lam_L = d_L (a_L - y)
         err, d_r, err_row, writing = (Signal(signed(af.width + 1)), Signal(2),
                                       Signal(bits(n)), Signal())
-        m.d.sync += [err.eq(self.rd_a - self.y_data), d_r.eq(self.rd_d), err_row.eq(got_row),
+        m.d.sync += [err.eq(rd_a - self.y_data), d_r.eq(rd_d), err_row.eq(got_row),
                      writing.eq(got & self.output_valid & self.sensitivity_on)]
         target, sat = saturate(derivative_scale(err, af.frac_bits, d_r,
                                                 cfg.activations[-1], sf), sf)
@@ -326,8 +336,8 @@ class LayerEngine(wiring.Component):
         best_a, best_y = Signal(signed(af.width)), Signal(signed(af.width))
         arg_a, arg_y = Signal(bits(n)), Signal(bits(n))
         with m.If(got):
-            with m.If((got_row == 0) | (self.rd_a > best_a)):
-                m.d.sync += [best_a.eq(self.rd_a), arg_a.eq(got_row)]
+            with m.If((got_row == 0) | (rd_a > best_a)):
+                m.d.sync += [best_a.eq(rd_a), arg_a.eq(got_row)]
             with m.If((got_row == 0) | (self.y_data > best_y)):
                 m.d.sync += [best_y.eq(self.y_data), arg_y.eq(got_row)]
         decide = Signal()
@@ -336,5 +346,5 @@ class LayerEngine(wiring.Component):
         # busy until the last lam_L target is written inside the PEs
         in_flight = Signal(LAM_LATENCY)
         m.d.sync += in_flight.eq(Cat(lam_valid, in_flight[:-1]))
-        m.d.comb += output_busy.eq(running | got | writing | lam_valid | in_flight.any()
+        m.d.comb += output_busy.eq(Cat(*reading).any() | writing | lam_valid | in_flight.any()
                                    | sq_valid | sq_valid2 | decide)

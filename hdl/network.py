@@ -13,15 +13,18 @@ forward pass works on sample ``t - l``, its sensitivity (and gradient) on sample
 
 from amaranth import Module, Signal, Mux, Array, signed
 from amaranth.lib import wiring, data, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .layer import LayerEngine
-from .arith import const_mul
+from .layer import LayerEngine, SOURCE_LATENCY
+from .arith import const_mul, delay
+from .datamem import DataMemory
 from .pe import bits
 from .regmap import Space, Status, Op, col_bits
 
-__all__ = ["RelaxationNetwork", "command_layout"]
+__all__ = ["RelaxationNetwork", "command_layout", "READ_LATENCY"]
+
+#: Cycles from ``re`` on the access bus to ``rvalid`` and ``rdata``.
+READ_LATENCY = SOURCE_LATENCY + 1
 
 command_layout = data.StructLayout({
     "op": 3, "count": 16, "sample": 16, "batch": 16, "h_shift": 4, "lr_shift": 5,
@@ -38,7 +41,7 @@ class RelaxationNetwork(wiring.Component):
         Accepted when idle.
     busy : Out(1)
     addr, wdata, we, re, rdata, rvalid :
-        Access bus; reads answer two cycles after ``re`` (``rvalid``).
+        Access bus; reads answer :data:`READ_LATENCY` cycles after ``re`` (``rvalid``).
     """
 
     def __init__(self, cfg, samples=2048):
@@ -63,10 +66,8 @@ class RelaxationNetwork(wiring.Component):
         for l, e in enumerate(engines, 1):
             m.submodules[f"layer{l}"] = e
 
-        m.submodules.x_mem = x_mem = Memory(shape=signed(af.width), depth=self.x_depth, init=[])
-        m.submodules.y_mem = y_mem = Memory(shape=signed(af.width), depth=self.y_depth, init=[])
-        x_rd, x_wr, y_rd, y_wr = (x_mem.read_port(), x_mem.write_port(), y_mem.read_port(),
-                                  y_mem.write_port())
+        m.submodules.x_mem = x_mem = DataMemory(af.width, self.x_depth)
+        m.submodules.y_mem = y_mem = DataMemory(af.width, self.y_depth)
 
         # -- bus decode ----------------------------------------------------------------------
         space, layer, index = self.addr[24:28], self.addr[20:24], self.addr[:20]
@@ -85,26 +86,28 @@ class RelaxationNetwork(wiring.Component):
             ]
         # writes (idle only) share the read address, so the data set may live in single-port
         # RAM (the iCE40UP5K's SPRAM)
-        m.d.comb += [x_wr.addr.eq(x_rd.addr), x_wr.data.eq(self.wdata),
-                     x_wr.en.eq(idle & self.we & (space == Space.X)),
-                     y_wr.addr.eq(y_rd.addr), y_wr.data.eq(self.wdata),
-                     y_wr.en.eq(idle & self.we & (space == Space.Y))]
+        m.d.comb += [x_mem.wdata.eq(self.wdata), x_mem.we.eq(idle & self.we & (space == Space.X)),
+                     y_mem.wdata.eq(self.wdata), y_mem.we.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
         for l, e in enumerate(engines, 1):
             if l == 1:
-                m.d.comb += [x_rd.addr.eq(Mux(self.busy, e.src_addr, index)),
-                             e.src_a.eq(x_rd.data)]
+                m.d.comb += [x_mem.addr.eq(Mux(self.busy, e.src_addr, index)),
+                             e.src_a.eq(x_mem.data)]
             else:
+                # the layer below answers in one cycle; delayed to the data memory's latency,
+                # every layer sees its source SOURCE_LATENCY cycles after the address
                 below = engines[l - 2]
+                src_a = delay(m, below.rd_a, SOURCE_LATENCY - 1, f"src_a{l}")[-1]
+                src_d = delay(m, below.rd_d, SOURCE_LATENCY - 1, f"src_d{l}")[-1]
                 m.d.comb += [below.rd_addr.eq(Mux(self.busy, e.src_addr, index)),
-                             e.src_a.eq(below.rd_a), e.src_d.eq(below.rd_d),
+                             e.src_a.eq(src_a), e.src_d.eq(src_d),
                              below.lam_in_valid.eq(e.lam_out_valid),
                              below.lam_in_index.eq(e.lam_out_index),
                              below.lam_in_value.eq(e.lam_out_value)]
         top = engines[-1]
-        m.d.comb += [top.rd_addr.eq(index), y_rd.addr.eq(Mux(self.busy, top.y_addr, index)),
-                     top.y_data.eq(y_rd.data)]
+        m.d.comb += [top.rd_addr.eq(index), y_mem.addr.eq(Mux(self.busy, top.y_addr, index)),
+                     top.y_data.eq(y_mem.data)]
 
         # -- status counters -----------------------------------------------------------------
         status = {s: Signal(64 if s == Status.LOSS else 32, name=f"status_{s.name.lower()}")
@@ -125,23 +128,30 @@ class RelaxationNetwork(wiring.Component):
         with m.If(scoring & top.correct_add):
             m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
 
-        # -- bus reads (two cycles) ----------------------------------------------------------
+        # -- bus reads: registers, weights and counters answer a cycle after the address,
+        # the data set SOURCE_LATENCY cycles after; every read is answered as late as the
+        # latest, READ_LATENCY cycles after ``re``
         r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
         m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
         pick = lambda attr: Array([getattr(e, attr) for e in engines])[
             Mux(r_layer >= 1, r_layer - 1, 0)[:bits(L)]]
         status_array = Array(status[s] for s in Status)
+        early = Signal(64)   # what answers in one cycle, registered
         with m.Switch(r_space):
             for sp, value in ((Space.A, pick("rd_a")), (Space.D, pick("rd_d")),
                               (Space.LAM, pick("rd_lam")), (Space.W, pick("w_rdata")),
-                              (Space.G, pick("g_rdata")), (Space.X, x_rd.data),
-                              (Space.Y, y_rd.data)):
+                              (Space.G, pick("g_rdata"))):
                 with m.Case(sp):
-                    m.d.sync += self.rdata.eq(value.as_signed() if sp != Space.D else value)
+                    m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
             with m.Case(Space.STATUS):
-                m.d.sync += self.rdata.eq(Mux(r_index < len(Status),
-                                              status_array[r_index[:4]], 0))
-        m.d.sync += self.rvalid.eq(r_valid)
+                m.d.sync += early.eq(Mux(r_index < len(Status), status_array[r_index[:4]], 0))
+        late = SOURCE_LATENCY - 1
+        early = delay(m, early, late - 1, "read_early")[-1]
+        space_late = delay(m, r_space, late, "read_space")[-1]
+        m.d.sync += [
+            self.rdata.eq(Mux(space_late == Space.X, x_mem.data,
+                              Mux(space_late == Space.Y, y_mem.data, early))),
+            self.rvalid.eq(delay(m, r_valid, late, "read_valid")[-1])]
 
         # -- controller ----------------------------------------------------------------------
         cmd = Signal(command_layout)

@@ -1,6 +1,6 @@
 """The access bus of :class:`~dyadic.hdl.network.RelaxationNetwork` driven from amaranth.sim."""
 
-from dyadic.hdl.network import command_layout
+from dyadic.hdl.network import command_layout, READ_LATENCY
 
 __all__ = ["AmaranthBus", "pack_command", "command_fields"]
 
@@ -38,7 +38,9 @@ class AmaranthBus:
         ctx.set(dut.re, 1)
         await ctx.tick()
         ctx.set(dut.re, 0)
-        await ctx.tick()
+        for _ in range(READ_LATENCY - 1):
+            await ctx.tick()
+        assert ctx.get(dut.rvalid), f"no rvalid {READ_LATENCY} cycles after re"
         return _signed64(ctx.get(dut.rdata))
 
     async def command(self, **fields):

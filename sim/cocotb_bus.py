@@ -9,6 +9,7 @@ controller is still busy, exercising the stream's back-pressure.
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from .amaranth_bus import pack_command
+from dyadic.hdl.network import READ_LATENCY
 
 __all__ = ["CocotbBus"]
 
@@ -41,8 +42,10 @@ class CocotbBus:
         dut.re.value = 1
         await FallingEdge(dut.clk)
         dut.re.value = 0
-        await FallingEdge(dut.clk)
-        assert int(dut.rvalid.value) == 1
+        for _ in range(READ_LATENCY - 1):
+            assert not int(dut.rvalid.value), "rvalid came early"
+            await FallingEdge(dut.clk)
+        assert int(dut.rvalid.value) == 1, f"no rvalid {READ_LATENCY} cycles after re"
         return dut.rdata.value.to_signed()
 
     async def offer(self, **fields):
