@@ -61,7 +61,8 @@ class LayerEngine(wiring.Component):
     lam_in_* : sensitivity targets written by the layer above.
     lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
-    reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients).
+    reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
+        ``w_rdata``, ``g_rdata`` answer three cycles after ``mem_row``, ``mem_col``.
     sat_a, sat_lam, sat_w : saturation events, counted a cycle or two after they happen.
     """
 
@@ -145,13 +146,13 @@ class LayerEngine(wiring.Component):
                          pe.reg_value.eq(self.reg_value)]
 
         # -- idle-time memory access ---------------------------------------------------------
-        mem_pe = Signal(bits(P))
-        m.d.sync += mem_pe.eq(pe_of(n)[self.mem_row])
+        mem_pe = Signal(bits(P))   # the PE whose read answers now (two cycles later)
+        m.d.sync += mem_pe.eq(delay(m, pe_of(n)[self.mem_row], 1, "mem_pe")[-1])
         for p, pe in enumerate(pes):
             m.d.comb += [pe.mem_fold.eq(fold_of(n)[self.mem_row]), pe.mem_col.eq(self.mem_col),
                          pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p)),
                          pe.w_wdata.eq(self.w_wdata)]
-        m.d.comb += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
+        m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
                      self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
 
         # -- saturation events ---------------------------------------------------------------

@@ -128,30 +128,35 @@ class RelaxationNetwork(wiring.Component):
         with m.If(scoring & top.correct_add):
             m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
 
-        # -- bus reads: registers, weights and counters answer a cycle after the address,
-        # the data set SOURCE_LATENCY cycles after; every read is answered as late as the
-        # latest, READ_LATENCY cycles after ``re``
+        # -- bus reads: registers and counters answer a cycle after the address, weights,
+        # gradients and the data set three cycles after (block RAM, registered); every read
+        # is answered READ_LATENCY cycles after ``re``, from registers only
         r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
         m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
-        pick = lambda attr: Array([getattr(e, attr) for e in engines])[
-            Mux(r_layer >= 1, r_layer - 1, 0)[:bits(L)]]
         status_array = Array(status[s] for s in Status)
-        early = Signal(64)   # what answers in one cycle, registered
+        early = Signal(64)   # registers and counters, registered
+        pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[
+            Mux(at >= 1, at - 1, 0)[:bits(L)]]
         with m.Switch(r_space):
-            for sp, value in ((Space.A, pick("rd_a")), (Space.D, pick("rd_d")),
-                              (Space.LAM, pick("rd_lam")), (Space.W, pick("w_rdata")),
-                              (Space.G, pick("g_rdata"))):
+            for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
                 with m.Case(sp):
+                    value = pick(attr, r_layer)
                     m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
             with m.Case(Space.STATUS):
                 m.d.sync += early.eq(Mux(r_index < len(Status), status_array[r_index[:4]], 0))
         late = SOURCE_LATENCY - 1
         early = delay(m, early, late - 1, "read_early")[-1]
         space_late = delay(m, r_space, late, "read_space")[-1]
-        m.d.sync += [
-            self.rdata.eq(Mux(space_late == Space.X, x_mem.data,
-                              Mux(space_late == Space.Y, y_mem.data, early))),
-            self.rvalid.eq(delay(m, r_valid, late, "read_valid")[-1])]
+        layer_late = delay(m, r_layer, late, "read_layer")[-1]
+        with m.Switch(space_late):
+            for sp, value in ((Space.W, pick("w_rdata", layer_late)),
+                              (Space.G, pick("g_rdata", layer_late)),
+                              (Space.X, x_mem.data), (Space.Y, y_mem.data)):
+                with m.Case(sp):
+                    m.d.sync += self.rdata.eq(value.as_signed())
+            with m.Default():
+                m.d.sync += self.rdata.eq(early)
+        m.d.sync += self.rvalid.eq(delay(m, r_valid, late, "read_valid")[-1])
 
         # -- controller ----------------------------------------------------------------------
         cmd = Signal(command_layout)

@@ -100,7 +100,7 @@ class ProcessingElement(wiring.Component):
     reg_we, reg_kind, reg_fold, reg_value :
         Direct write of a current register (0: a, 1: d, 2: lam), for trace mode.
     mem_fold, mem_col, w_we, w_wdata, w_rdata, g_rdata :
-        Idle-time access to the weight and gradient memories (data one cycle after the
+        Idle-time access to the weight and gradient memories (data two cycles after the
         address).
     seed, seed_load : xorshift32 seeding (see :mod:`.lfsr`).
     sat_a, sat_lam, sat_w : saturation events of the previous cycle.
@@ -190,6 +190,12 @@ class ProcessingElement(wiring.Component):
         shift, mask, half = Signal(6), Signal(33), Signal(33)
         m.d.sync += [shift.eq(cfg.gradient_frac - mf.frac_bits + lr_shift),
                      mask.eq((1 << shift) - 1), half.eq((1 << shift) >> 1)]
+        # the shift in two parts: a constant one (free wiring), then the learning rate's,
+        # so the barrel shifter has one level fewer per lane
+        base_shift = cfg.gradient_frac - mf.frac_bits
+        fixed_shift = max(0, base_shift)
+        rate_shift = Signal(5 if base_shift >= 0 else 6)
+        m.d.sync += rate_shift.eq(base_shift - fixed_shift + lr_shift)
         products, sats_a, sats_w = [], [], []
         finished, finished_group = Signal(), Signal.like(c3.fold)  # the full group number
         m.d.sync += finished.eq(0)
@@ -244,7 +250,7 @@ class ProcessingElement(wiring.Component):
             delta = Signal(signed(gw + 1), name=f"delta{k}")       # c3: (G + r) >> s
             w4 = Signal(signed(mf.width), name=f"w4_{k}")
             w_new = Signal(signed(gw + 2), name=f"w_new{k}")       # c4: W - delta
-            m.d.sync += [rounded.eq(g2 + offset), delta.eq(rounded >> shift), w4.eq(w3),
+            m.d.sync += [rounded.eq(g2 + offset), delta.eq((rounded >> fixed_shift) >> rate_shift), w4.eq(w3),
                          w_new.eq(w4 - delta)]
 
             # c3: gradient write-back; c5: weight write-back, saturated
@@ -289,7 +295,8 @@ class ProcessingElement(wiring.Component):
             with m.If(done):
                 m.d.sync += [a_next[fold].eq(a_value), d_next[fold].eq(d_value)]
 
-        m.d.comb += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
+        # registered: a block RAM's output is slow, the bus read path after it is long
+        m.d.sync += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
                                      else w_rdata[0]),
                      self.g_rdata.eq(Array(g_rdata)[mem_lane] if len(g_rdata) > 1
                                      else g_rdata[0])]

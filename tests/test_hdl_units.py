@@ -150,7 +150,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
             for c in range(C):
                 ctx.set(dut.mem_fold, f)
                 ctx.set(dut.mem_col, c)
-                await ctx.tick()
+                await ctx.tick().repeat(2)      # the memory's read, then the PE's register
                 row.append(ctx.get(dut.w_rdata))
             out["w"].append(row)
 
