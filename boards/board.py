@@ -52,6 +52,12 @@ class Board:
     uart_baud: int = 115200
     reset_button: str | None = None
 
+    @property
+    def data_memory_attrs(self):
+        """Attributes of the data set's memories: on boards with single-port RAM (the
+        UP5K's SPRAM) Yosys is told to put it there ("huge"), not in block RAM."""
+        return {"ram_style": "huge"} if self.capacity.data_memory_bits else {}
+
     def config(self):
         """The preset's :class:`~dyadic.hdl.config.NetConfig`."""
         p = self.preset

@@ -128,12 +128,18 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
         synth_opts += " -run begin:map_luts"
         after_synth = (CLASSIC_LUT_MAPPING[board.family]
                        + f"synth_{board.family} -top {NAME} -run map_cells:; ")
+    # single-port RAM cannot be initialised: on such boards the data set's memories start
+    # undefined (the host uploads before any use) and their all-zero initialisers are dropped
+    after_read = (r"delete *.x_mem/t:$meminit_v2 *.y_mem/t:$meminit_v2"
+                  if board.data_memory_attrs else "")
     plan = board.platform().prepare(
         BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,
+        script_after_read=after_read,
         script_after_synth=f"{after_synth}tee -q -o {NAME}.stat.json stat -json",
         nextpnr_opts=f"{board.nextpnr_opts} --report {NAME}.report.json --timing-allow-fail")
     plan.extract(build_dir)
-    for stale in (f"{NAME}.report.json", f"{NAME}.stat.json", "report.json"):
+    for stale in (f"{NAME}.report.json", f"{NAME}.stat.json", "report.json", f"{NAME}.tim",
+                  f"{NAME}.json", bitstream_path(board, build_dir).name):
         (build_dir / stale).unlink(missing_ok=True)
     with open(build_dir / "build.log", "w") as own_log:
         return subprocess.run(["sh", f"build_{NAME}.sh"], cwd=build_dir, env=env,

@@ -49,7 +49,8 @@ def ram_blocks(width, depth, family):
 def estimate(board, cfg, samples):
     """Count ``board``'s resources that ``cfg`` with a ``samples``-sample data set needs."""
     text = rtlil.convert(UARTAccelerator(cfg, samples, int(board.clock_mhz * 1e6),
-                                         board.uart_baud, board.name), name="top")
+                                         board.uart_baud, board.name,
+                                         data_attrs=board.data_memory_attrs), name="top")
     cap = board.capacity
     dsps = 0
     for cell in re.findall(r"cell \$mul .*?\n  end", text, re.S):

@@ -58,7 +58,8 @@ class BoardTop(Elaboratable):
         uart = platform.request("uart", 0)
         clock_hz = round(pll.fout_mhz * 1e6)
         m.submodules.accelerator = acc = UARTAccelerator(
-            self.cfg, self.samples, clock_hz, board.uart_baud, board.name)
+            self.cfg, self.samples, clock_hz, board.uart_baud, board.name,
+            data_attrs=board.data_memory_attrs)
         m.d.comb += [acc.rx_pin.eq(uart.rx.i), uart.tx.o.eq(acc.tx_pin)]
 
         for index, status in enumerate((acc.idle, acc.busy, acc.failed)):

@@ -2,16 +2,20 @@
 outputs.
 
 A data set of thousands of samples spans a hundred block RAMs spread over the whole chip; one
-read mux across all of them is a long path. Here the memory is split into banks of
-:data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 DP16KD), each bank's output is
-registered next to its blocks, and the bank select is registered once more: reads take
-:attr:`DataMemory.LATENCY` cycles and every stage is short.
+address bus into all of them and one read mux out of them are long paths. Here the memory is
+split into banks of :data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 DP16KD): each
+bank registers its own copy of the address and write controls, its output is registered next
+to its blocks, and the bank select is registered once more. Reads take
+:attr:`DataMemory.LATENCY` cycles, writes land a cycle after they are asked for, and every
+stage is short.
 """
 
 from amaranth import Module, Signal, Array, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .arith import delay
 
 __all__ = ["DataMemory", "BANK_WORDS"]
 
@@ -20,7 +24,8 @@ BANK_WORDS = 16384
 
 
 class DataMemory(wiring.Component):
-    """``depth`` words of ``signed(width)``.
+    """``depth`` words of ``signed(width)``; ``attrs``: synthesis attributes of the banks
+    (``{"ram_style": "huge"}`` puts them in the iCE40UP5K's SPRAM).
 
     Attributes
     ----------
@@ -29,11 +34,12 @@ class DataMemory(wiring.Component):
     wdata, we : In  write ``wdata`` at ``addr`` (idle time: the data set's upload).
     """
 
-    #: Cycles from ``addr`` to ``data``: the bank's read, its output register, the bank select.
-    LATENCY = 3
+    #: Cycles from ``addr`` to ``data``: the bank's address register, its read, its output
+    #: register, the bank select.
+    LATENCY = 4
 
-    def __init__(self, width, depth):
-        self.width, self.depth = width, depth
+    def __init__(self, width, depth, attrs=None):
+        self.width, self.depth, self.attrs = width, depth, dict(attrs or {})
         self.banks = -(-depth // BANK_WORDS)
         super().__init__({"addr": In(range(max(2, depth))), "data": Out(signed(width)),
                           "wdata": In(signed(width)), "we": In(1)})
@@ -45,18 +51,21 @@ class DataMemory(wiring.Component):
         outputs = []
         for b in range(self.banks):
             words = min(BANK_WORDS, self.depth - b * BANK_WORDS)
-            mem = Memory(shape=signed(self.width), depth=words, init=[])
+            mem = Memory(shape=signed(self.width), depth=words, init=[], attrs=self.attrs)
             m.submodules[f"bank{b}"] = mem
             rd, wr = mem.read_port(), mem.write_port()
+            addr, we = Signal(low, name=f"bank{b}_addr"), Signal(name=f"bank{b}_we")
+            wdata = Signal(signed(self.width), name=f"bank{b}_wdata")
             out = Signal(signed(self.width), name=f"bank{b}_data")
-            m.d.comb += [rd.addr.eq(self.addr[:low]), wr.addr.eq(self.addr[:low]),
-                         wr.data.eq(self.wdata), wr.en.eq(self.we & (bank == b))]
-            m.d.sync += out.eq(rd.data)
+            m.d.sync += [addr.eq(self.addr[:low]), we.eq(self.we & (bank == b)),
+                         wdata.eq(self.wdata), out.eq(rd.data)]
+            # no read while writing: the output holds, as single-port RAM's does
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(~we),
+                         wr.addr.eq(addr), wr.data.eq(wdata), wr.en.eq(we)]
             outputs.append(out)
         if self.banks == 1:
             m.d.sync += self.data.eq(outputs[0])
         else:
-            selected = [Signal.like(bank, name=f"bank_select{k}") for k in range(2)]
-            m.d.sync += [selected[0].eq(bank), selected[1].eq(selected[0])]
-            m.d.sync += self.data.eq(Array(outputs)[selected[1]])
+            selected = delay(m, bank, self.LATENCY - 1, "bank_select")[-1]
+            m.d.sync += self.data.eq(Array(outputs)[selected])
         return m

@@ -33,7 +33,8 @@ command_layout = data.StructLayout({
 
 
 class RelaxationNetwork(wiring.Component):
-    """The accelerator core for ``cfg`` with room for ``samples`` training samples.
+    """The accelerator core for ``cfg`` with room for ``samples`` training samples
+    (``data_attrs``: synthesis attributes of the data set's memories).
 
     Attributes
     ----------
@@ -44,8 +45,8 @@ class RelaxationNetwork(wiring.Component):
         Access bus; reads answer :data:`READ_LATENCY` cycles after ``re`` (``rvalid``).
     """
 
-    def __init__(self, cfg, samples=2048):
-        self.cfg, self.samples = cfg, samples
+    def __init__(self, cfg, samples=2048, data_attrs=None):
+        self.cfg, self.samples, self.data_attrs = cfg, samples, data_attrs
         self.x_depth = samples * cfg.sizes[0]
         self.y_depth = samples * cfg.sizes[-1]
         self.data_bits = bits(max(self.x_depth, self.y_depth))
@@ -66,8 +67,8 @@ class RelaxationNetwork(wiring.Component):
         for l, e in enumerate(engines, 1):
             m.submodules[f"layer{l}"] = e
 
-        m.submodules.x_mem = x_mem = DataMemory(af.width, self.x_depth)
-        m.submodules.y_mem = y_mem = DataMemory(af.width, self.y_depth)
+        m.submodules.x_mem = x_mem = DataMemory(af.width, self.x_depth, self.data_attrs)
+        m.submodules.y_mem = y_mem = DataMemory(af.width, self.y_depth, self.data_attrs)
 
         # -- bus decode ----------------------------------------------------------------------
         space, layer, index = self.addr[24:28], self.addr[20:24], self.addr[:20]
@@ -128,15 +129,21 @@ class RelaxationNetwork(wiring.Component):
         with m.If(scoring & top.correct_add):
             m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
 
-        # -- bus reads: registers and counters answer a cycle after the address, weights,
-        # gradients and the data set three cycles after (block RAM, registered); every read
-        # is answered READ_LATENCY cycles after ``re``, from registers only
+        # -- bus reads: registers and counters answer a cycle after the address, weights and
+        # gradients three cycles after (block RAM, registered in the PE and the layer), the
+        # data set SOURCE_LATENCY cycles after; each answer is registered until the latest is
+        # there, and every read is answered READ_LATENCY cycles after ``re``, whatever the
+        # address does meanwhile
+        late = SOURCE_LATENCY
+        assert late >= 4
         r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
         m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
+        space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
+        layer_at = delay(m, r_layer, late - 1, "read_layer")
         status_array = Array(status[s] for s in Status)
-        early = Signal(64)   # registers and counters, registered
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[
             Mux(at >= 1, at - 1, 0)[:bits(L)]]
+        early = Signal(64)   # registers and counters, after edge 2
         with m.Switch(r_space):
             for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
                 with m.Case(sp):
@@ -144,19 +151,21 @@ class RelaxationNetwork(wiring.Component):
                     m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
             with m.Case(Space.STATUS):
                 m.d.sync += early.eq(Mux(r_index < len(Status), status_array[r_index[:4]], 0))
-        late = SOURCE_LATENCY - 1
-        early = delay(m, early, late - 1, "read_early")[-1]
-        space_late = delay(m, r_space, late, "read_space")[-1]
-        layer_late = delay(m, r_layer, late, "read_layer")[-1]
-        with m.Switch(space_late):
-            for sp, value in ((Space.W, pick("w_rdata", layer_late)),
-                              (Space.G, pick("g_rdata", layer_late)),
-                              (Space.X, x_mem.data), (Space.Y, y_mem.data)):
-                with m.Case(sp):
-                    m.d.sync += self.rdata.eq(value.as_signed())
+        stored = Signal(64)  # weights and gradients, after edge 4
+        m.d.sync += stored.eq(Mux(space_at[2] == Space.W, pick("w_rdata", layer_at[2]),
+                                  pick("g_rdata", layer_at[2])).as_signed())
+        early = delay(m, early, late - 2, "read_early")[-1]
+        stored = delay(m, stored, late - 4, "read_stored")[-1]
+        with m.Switch(space_at[-1]):
+            with m.Case(Space.W, Space.G):
+                m.d.sync += self.rdata.eq(stored)
+            with m.Case(Space.X):
+                m.d.sync += self.rdata.eq(x_mem.data.as_signed())
+            with m.Case(Space.Y):
+                m.d.sync += self.rdata.eq(y_mem.data.as_signed())
             with m.Default():
                 m.d.sync += self.rdata.eq(early)
-        m.d.sync += self.rvalid.eq(delay(m, r_valid, late, "read_valid")[-1])
+        m.d.sync += self.rvalid.eq(delay(m, r_valid, late - 1, "read_valid")[-1])
 
         # -- controller ----------------------------------------------------------------------
         cmd = Signal(command_layout)

@@ -27,7 +27,8 @@ def build_info(cfg, samples, board="sim"):
 
 class Accelerator(wiring.Component):
     """Parameters: ``cfg``, ``samples`` (data-set capacity), ``cycles_per_byte`` (clock cycles
-    one byte takes on the link, which scales the stalled-frame timeout), ``board``.
+    one byte takes on the link, which scales the stalled-frame timeout), ``board``,
+    ``data_attrs`` (synthesis attributes of the data set's memories).
 
     Attributes
     ----------
@@ -43,14 +44,15 @@ class Accelerator(wiring.Component):
     idle: Out(1)
     failed: Out(1)
 
-    def __init__(self, cfg, samples=2048, cycles_per_byte=1, board="sim"):
-        self.cfg, self.samples, self.board = cfg, samples, board
+    def __init__(self, cfg, samples=2048, cycles_per_byte=1, board="sim", data_attrs=None):
+        self.cfg, self.samples, self.board, self.data_attrs = cfg, samples, board, data_attrs
         self.timeout = TIMEOUT_BYTES * max(1, cycles_per_byte)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.network = network = RelaxationNetwork(self.cfg, self.samples)
+        m.submodules.network = network = RelaxationNetwork(self.cfg, self.samples,
+                                                                 self.data_attrs)
         m.submodules.engine = engine = CommandEngine(
             network, build_info(self.cfg, self.samples, self.board), self.timeout)
         wiring.connect(m, engine.cmd, network.cmd)

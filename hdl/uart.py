@@ -104,8 +104,8 @@ class UARTAccelerator(wiring.Component):
     idle: Out(1)
     failed: Out(1)
 
-    def __init__(self, cfg, samples, clock_hz, baud, board):
-        self.cfg, self.samples, self.board = cfg, samples, board
+    def __init__(self, cfg, samples, clock_hz, baud, board, data_attrs=None):
+        self.cfg, self.samples, self.board, self.data_attrs = cfg, samples, board, data_attrs
         self.divisor = clock_hz // baud
         super().__init__()
 
@@ -113,7 +113,7 @@ class UARTAccelerator(wiring.Component):
         m = Module()
         m.submodules.core = core = Accelerator(self.cfg, self.samples,
                                                cycles_per_byte=10 * self.divisor,
-                                               board=self.board)
+                                               board=self.board, data_attrs=self.data_attrs)
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
         # a two-byte FIFO keeps the transmitter's ready off the command engine's state logic
