@@ -121,7 +121,8 @@ class LayerEngine(wiring.Component):
                          pe.lr_shift.eq(self.lr_shift), pe.seed.eq(self.seed),
                          pe.seed_load.eq(self.seed_load)]
             if p:
-                m.d.comb += [pe.ctl_in.eq(pes[p - 1].ctl_out), pe.psum_in.eq(pes[p - 1].psum_out)]
+                m.d.comb += [pe.ctl_in.eq(pes[p - 1].ctl_out), pe.psum_in.eq(pes[p - 1].psum_out),
+                             pe.ctl_early.eq(pes[p - 1].ctl_in)]
 
         # Row r lives in PE r % P, fold r // P: constant tables for the demuxes.
         pe_of = lambda count: Array([Const(r % P, bits(P)) for r in range(count)])
@@ -256,17 +257,21 @@ class LayerEngine(wiring.Component):
             m.d.comb += self.src_addr.eq(x_base + col)
         else:
             m.d.comb += [self.src_addr.eq(col),
-                         skew_grad.addr.eq(const_mul(self.slot_r, n_in) + issued[-2].col)]
+                         skew_grad.addr.eq(const_mul(self.slot_r, n_in) + issued[-3].col)]
             m.d.comb += [skew_wr.addr.eq(const_mul(self.slot_w, n_in) + pending.col),
                          skew_wr.data.a.eq(self.src_a), skew_wr.data.d.eq(self.src_d),
                          skew_wr.en.eq(pending.valid & (pending.op == OP_FORWARD)
                                        & (pending.fold == 0) & (pending.col < n_in))]
-        skewed_a = self.src_a if l == 1 else skew_grad.data.a
+        if l == 1:
+            skewed_a = self.src_a
+        else:   # read a cycle ahead: the block RAM's output goes straight into a register
+            skewed_a = Signal(signed(af.width))
+            m.d.sync += skewed_a.eq(skew_grad.data.a)
         operand = Mux(pending.col == n_in, one,
                       Mux(pending.op == OP_GRADIENT, skewed_a, self.src_a))
         first_word = Signal(ctl)
         m.d.sync += [first_word.eq(pending), first_word.operand.eq(operand)]
-        m.d.comb += pes[0].ctl_in.eq(first_word)
+        m.d.comb += [pes[0].ctl_in.eq(first_word), pes[0].ctl_early.eq(pending)]
 
         # -- backward tail: partial sums -> lam_{l-1} targets --------------------------------
         if l > 1:

@@ -131,31 +131,33 @@ class RelaxationNetwork(wiring.Component):
 
         # -- bus reads: registers and counters answer a cycle after the address, weights and
         # gradients three cycles after (block RAM, registered in the PE and the layer), the
-        # data set SOURCE_LATENCY cycles after; each answer is registered until the latest is
-        # there, and every read is answered READ_LATENCY cycles after ``re``, whatever the
-        # address does meanwhile
+        # data set SOURCE_LATENCY cycles after. One read is in flight at a time (the engine
+        # waits for ``rvalid``), so each answer is caught in a register as it arrives and held;
+        # every read is answered READ_LATENCY cycles after ``re``.
         late = SOURCE_LATENCY
         assert late >= 4
         r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
         m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
-        layer_at = delay(m, r_layer, late - 1, "read_layer")
+        valid_at = delay(m, r_valid, late - 1, "read_valid")
+        layer_at = delay(m, r_layer, 2, "read_layer")
         status_array = Array(status[s] for s in Status)
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[
             Mux(at >= 1, at - 1, 0)[:bits(L)]]
-        early = Signal(64)   # registers and counters, after edge 2
-        with m.Switch(r_space):
-            for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
-                with m.Case(sp):
-                    value = pick(attr, r_layer)
-                    m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
-            with m.Case(Space.STATUS):
-                m.d.sync += early.eq(Mux(r_index < len(Status), status_array[r_index[:4]], 0))
-        stored = Signal(64)  # weights and gradients, after edge 4
-        m.d.sync += stored.eq(Mux(space_at[2] == Space.W, pick("w_rdata", layer_at[2]),
-                                  pick("g_rdata", layer_at[2])).as_signed())
-        early = delay(m, early, late - 2, "read_early")[-1]
-        stored = delay(m, stored, late - 4, "read_stored")[-1]
+        early = Signal(64)   # registers and counters, caught at edge 2
+        with m.If(r_valid):
+            with m.Switch(r_space):
+                for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
+                    with m.Case(sp):
+                        value = pick(attr, r_layer)
+                        m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
+                with m.Case(Space.STATUS):
+                    m.d.sync += early.eq(Mux(r_index < len(Status),
+                                             status_array[r_index[:4]], 0))
+        stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits)))
+        with m.If(valid_at[2]):  # weights and gradients, caught at edge 4
+            m.d.sync += stored.eq(Mux(space_at[2] == Space.W, pick("w_rdata", layer_at[2]),
+                                      pick("g_rdata", layer_at[2])))
         with m.Switch(space_at[-1]):
             with m.Case(Space.W, Space.G):
                 m.d.sync += self.rdata.eq(stored)
@@ -165,7 +167,7 @@ class RelaxationNetwork(wiring.Component):
                 m.d.sync += self.rdata.eq(y_mem.data.as_signed())
             with m.Default():
                 m.d.sync += self.rdata.eq(early)
-        m.d.sync += self.rvalid.eq(delay(m, r_valid, late - 1, "read_valid")[-1])
+        m.d.sync += self.rvalid.eq(valid_at[-1])
 
         # -- controller ----------------------------------------------------------------------
         cmd = Signal(command_layout)

@@ -16,8 +16,8 @@ on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one colum
 With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *group* of
 ``M`` folds: multiplier ``k`` works on fold ``g * M + k`` with its own weight and gradient
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
-group are added before joining the travelling sum. Pipeline: c0 memory addresses, c1 memory
-data and operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
+group are added before joining the travelling sum. Pipeline: memory addresses a cycle ahead
+(from ``ctl_early``), c0 memory data registered, c1 operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
 c3 the shift, c4 ``W - delta``, c5 the saturated write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
@@ -88,6 +88,8 @@ class ProcessingElement(wiring.Component):
     Attributes
     ----------
     ctl_in, ctl_out : control words (``control_layout``); ``ctl_out`` is ``ctl_in`` delayed 1.
+    ctl_early : the word ``ctl_in`` carries next cycle: the memories are addressed a cycle
+        ahead, so their (slow) outputs go straight into registers.
     psum_in, psum_out : signed(backward_acc_bits)
         The travelling partial sum of the backward pass.
     a, d, lam : Out(array of folds)
@@ -114,7 +116,7 @@ class ProcessingElement(wiring.Component):
         F, C = self.folds, self.C
         ctl = control_layout(cfg, layer)
         super().__init__({
-            "ctl_in": In(ctl), "ctl_out": Out(ctl),
+            "ctl_in": In(ctl), "ctl_out": Out(ctl), "ctl_early": In(ctl),
             "psum_in": In(signed(cfg.backward_acc_bits(layer))),
             "psum_out": Out(signed(cfg.backward_acc_bits(layer))),
             "a": Out(data.ArrayLayout(signed(af.width), F)),
@@ -215,13 +217,19 @@ class ProcessingElement(wiring.Component):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle_address = address(mem_group, self.mem_col)
-            m.d.comb += [w_rd.addr.eq(Mux(c0.valid, address(c0.fold, c0.col), idle_address)),
-                         g_rd.addr.eq(Mux(c0.valid, address(c0.fold, c0.col), idle_address))]
+            early = self.ctl_early
+            m.d.comb += [
+                w_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle_address)),
+                g_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle_address))]
             w_rdata.append(w_rd.data)
             g_rdata.append(g_rd.data)
+            # c0: the word's weight and gradient arrive and are registered
+            w1 = Signal(signed(mf.width), name=f"w1_{k}")
+            g1 = Signal(signed(gw), name=f"g1_{k}")
+            m.d.sync += [w1.eq(w_rd.data), g1.eq(g_rd.data)]
 
             # c1: operands (the multiplier sees the master weight with its extra bits dropped)
-            w_eff = w_rd.data[cfg.master_extra_bits:].as_signed()
+            w_eff = w1[cfg.master_extra_bits:].as_signed()
             fold_now = const_mul(c1.fold, M) + k
             lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
             mul_a = Signal(signed(max(wf.width, sf.width)), name=f"mul_a{k}")
@@ -234,7 +242,7 @@ class ProcessingElement(wiring.Component):
                           Signal(signed(mf.width), name=f"w3_{k}"),
                           Signal(signed(gw), name=f"g3_{k}"))
             w2 = Signal(signed(mf.width), name=f"w2_{k}")
-            m.d.sync += [w2.eq(w_rd.data), g2.eq(g_rd.data), w3.eq(w2), g3.eq(g2)]
+            m.d.sync += [w2.eq(w1), g2.eq(g1), w3.eq(w2), g3.eq(g2)]
 
             # c2: product; the update's rounding offset from this multiplier's generator
             product = Signal(signed(mul_a.shape().width + mul_b.shape().width),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth import Module, Elaboratable
 from amaranth.sim import Simulator
 from numpy.testing import assert_array_equal
 
@@ -89,14 +90,22 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
     W_eff = model.effective(1)
     out = {}
 
+    class Chain(Elaboratable):
+        # as in a layer: a word reaches ``ctl_early`` a cycle before ``ctl_in``
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.pe = dut
+            m.d.sync += dut.ctl_in.eq(dut.ctl_early)
+            return m
+
     async def issue(ctx, op, fold, col, first, last, operand=0, overwrite=0):
-        ctx.set(dut.ctl_in, {"valid": 1, "op": op, "fold": fold, "col": col, "first": first,
-                             "last": last, "operand": int(operand), "overwrite": overwrite})
+        ctx.set(dut.ctl_early, {"valid": 1, "op": op, "fold": fold, "col": col, "first": first,
+                                "last": last, "operand": int(operand), "overwrite": overwrite})
         await ctx.tick()
 
     async def idle(ctx, cycles=WRITE_LATENCY):
-        ctx.set(dut.ctl_in, {"valid": 0})
-        for _ in range(cycles):
+        ctx.set(dut.ctl_early, {"valid": 0})
+        for _ in range(cycles + 1):
             await ctx.tick()
 
     async def bench(ctx):
@@ -154,7 +163,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
                 row.append(ctx.get(dut.w_rdata))
             out["w"].append(row)
 
-    run(dut, bench)
+    run(Chain(), bench)
     a_all, d_all = model.forward_layer(1, x)
     assert_array_equal(out["a"], a_all[rows])
     assert_array_equal(out["d"], d_all[rows])
