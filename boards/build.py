@@ -99,8 +99,8 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
     started = time.monotonic()
     result = _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9=True)
     if result.returncode != 0 and _abc9_failed(board, build_dir):
-        # Yosys 0.70's abc9 trips an assertion on some large designs (ABC_OPS_REINTEGRATE);
-        # the classic ABC maps them
+        # should abc9 still trip an assertion (ABC_OPS_REINTEGRATE) or leave nets driven by
+        # two flip-flops (nextpnr then stops), the classic ABC maps the design
         result = _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9=False)
     seconds = time.monotonic() - started
     stat = _read_json(build_dir / f"{NAME}.stat.json")
@@ -112,6 +112,11 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
     (build_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
     return report
 
+
+# Amaranth names the elements of array-shaped signals ``a_next[1]``, which is also how abc9
+# names bit 1 of ``a_next``: the clash leaves nets driven by two flip-flops or trips an
+# assertion when ABC's result is put back. The aliases are only names; made private, they go.
+HIDE_ELEMENT_ALIASES = r"rename -hide w:*\[* i:* o:* %u %d"
 
 # synth_<family>'s map_luts step with the classic ABC instead of abc9
 CLASSIC_LUT_MAPPING = {
@@ -130,8 +135,10 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
                        + f"synth_{board.family} -top {NAME} -run map_cells:; ")
     # single-port RAM cannot be initialised: on such boards the data set's memories start
     # undefined (the host uploads before any use) and their all-zero initialisers are dropped
-    after_read = (r"delete *.x_mem/t:$meminit_v2 *.y_mem/t:$meminit_v2"
+    after_read = (r"delete *.x_mem/t:$meminit_v2 *.y_mem/t:$meminit_v2; "
                   if board.data_memory_attrs else "")
+    after_read += HIDE_ELEMENT_ALIASES
+
     plan = board.platform().prepare(
         BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,
         script_after_read=after_read,
@@ -152,7 +159,8 @@ def _abc9_failed(board, build_dir):
     except OSError:
         return False
     tail = rpt[-4000:]
-    return "ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
+    return ("ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
+            or "multiple conflicting drivers" in rpt)
 
 
 def bitstream_path(board, build_dir):
