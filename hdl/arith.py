@@ -41,7 +41,6 @@ def derivative_scale(value, frac, code, act, fmt: SQ):
     return Mux(code == 1, one, 0)
 
 
-
 def delay(m, value, cycles, name):
     """``[value, value one cycle ago, ..., value `cycles` cycles ago]`` as a register chain."""
     chain = [value]

@@ -17,8 +17,9 @@ With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *
 ``M`` folds: multiplier ``k`` works on fold ``g * M + k`` with its own weight and gradient
 memories, accumulator, activation unit and xorshift32 generator; the backward products of the
 group are added before joining the travelling sum. Pipeline: memory addresses a cycle ahead
-(from ``ctl_early``), c0 memory data registered, c1 operand select, c2 product, c3 accumulate / gradient write (the update: c2 ``G + r``,
-c3 the shift, c4 ``W - delta``, c5 the saturated write), c4-c9 activation write-back
+(from ``ctl_early``), c0 memory data registered, c1 operand select, c2 product, c3 accumulate
+/ gradient write (the update: c2 ``G + r``, c3 the shift, c4 ``W - delta``, c5 the saturated
+write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
 """
