@@ -24,8 +24,8 @@ BANK_WORDS = 16384
 
 
 class DataMemory(wiring.Component):
-    """``depth`` words of ``signed(width)``; ``attrs``: synthesis attributes of the banks
-    (``{"ram_style": "huge"}`` puts them in the iCE40UP5K's SPRAM).
+    """``depth`` words of ``signed(width)`` in banks of ``bank_words``; ``attrs``: synthesis
+    attributes of the banks (``{"ram_style": "huge"}`` puts them in the iCE40UP5K's SPRAM).
 
     Attributes
     ----------
@@ -38,19 +38,21 @@ class DataMemory(wiring.Component):
     #: register, the bank select.
     LATENCY = 4
 
-    def __init__(self, width, depth, attrs=None):
+    def __init__(self, width, depth, attrs=None, bank_words=BANK_WORDS):
+        assert bank_words & (bank_words - 1) == 0, "banks are a power of two words"
         self.width, self.depth, self.attrs = width, depth, dict(attrs or {})
-        self.banks = -(-depth // BANK_WORDS)
+        self.bank_words = bank_words
+        self.banks = -(-depth // bank_words)
         super().__init__({"addr": In(range(max(2, depth))), "data": Out(signed(width)),
                           "wdata": In(signed(width)), "we": In(1)})
 
     def elaborate(self, platform):
         m = Module()
-        low = max(1, (min(BANK_WORDS, self.depth) - 1).bit_length())
+        low = max(1, (min(self.bank_words, self.depth) - 1).bit_length())
         bank = self.addr[low:] if self.banks > 1 else 0
         outputs = []
         for b in range(self.banks):
-            words = min(BANK_WORDS, self.depth - b * BANK_WORDS)
+            words = min(self.bank_words, self.depth - b * self.bank_words)
             mem = Memory(shape=signed(self.width), depth=words, init=[], attrs=self.attrs)
             m.submodules[f"bank{b}"] = mem
             rd, wr = mem.read_port(), mem.write_port()

@@ -11,6 +11,7 @@ from dyadic.hdl.config import NetConfig, Activation
 from dyadic.hdl.fixed import SQ
 from dyadic.hdl.lfsr import LFSR, xorshift32, seed_state, pe_constant
 from dyadic.hdl.network import RelaxationNetwork
+from dyadic.hdl.datamem import DataMemory
 from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_GRADIENT,
                            OP_UPDATE, WRITE_LATENCY)
 from dyadic.host.device_model import activate, DeviceModel
@@ -191,3 +192,29 @@ def test_layer_engines_in_the_network(net, act, pes, mults, rng):
         await scenarios.train_scenario(bus, cfg, rng, samples=7, batch=3, lr_shift=3, seed=5)
 
     run(dut, bench)
+
+
+@pytest.mark.parametrize("depth", [3, 11])
+def test_data_memory_reads_every_word_latency_cycles_later(rng, depth):
+    # banks of 4 words: depth 11 spans three banks (the last one short), depth 3 fits one
+    dut = DataMemory(8, depth, bank_words=4)
+    values = rng.integers(-128, 128, depth)
+    order = rng.permutation(np.repeat(np.arange(depth), 3))   # back-to-back reads, repeats
+    seen = []
+
+    async def bench(ctx):
+        for address, value in enumerate(values):
+            ctx.set(dut.addr, address)
+            ctx.set(dut.wdata, int(value))
+            ctx.set(dut.we, 1)
+            await ctx.tick()
+        ctx.set(dut.we, 0)
+        for address in list(order) + [0] * DataMemory.LATENCY:
+            ctx.set(dut.addr, int(address))
+            await ctx.tick()
+            seen.append(ctx.get(dut.data))
+
+    run(dut, bench)
+    # after the tick that follows address k, data holds the word asked for LATENCY - 1 ticks
+    # earlier
+    assert seen[DataMemory.LATENCY - 1:][:len(order)] == [int(values[a]) for a in order]
