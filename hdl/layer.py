@@ -25,11 +25,14 @@ from .datamem import DataMemory
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
                  OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY)
 
-__all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY"]
+__all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY", "READBACK_LATENCY"]
 
 #: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
 #: read latency, to which the network delays the layer below's registers too.
 SOURCE_LATENCY = DataMemory.LATENCY
+#: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the PE's memory read, its
+#: register, the layer's register.
+READBACK_LATENCY = 3
 
 
 def skew_depth(cfg, layer):
@@ -62,7 +65,8 @@ class LayerEngine(wiring.Component):
     lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
-        ``w_rdata``, ``g_rdata`` answer three cycles after ``mem_row``, ``mem_col``.
+        ``w_rdata``, ``g_rdata`` answer :data:`READBACK_LATENCY` cycles after ``mem_row``,
+        ``mem_col``.
     sat_a, sat_lam, sat_w : saturation events, counted a cycle or two after they happen.
     """
 
@@ -320,7 +324,7 @@ class LayerEngine(wiring.Component):
         reading = delay(m, running, SOURCE_LATENCY, "reading")
         got = reading[-1]
         got_row = delay(m, row, SOURCE_LATENCY, "got_row")[-1]
-        last = delay(m, running & (row == n - 1), SOURCE_LATENCY, "last")[-1]
+        last = got & (got_row == n - 1)
         rd_a = delay(m, self.rd_a, SOURCE_LATENCY - 1, "out_a")[-1]
         rd_d = delay(m, self.rd_d, SOURCE_LATENCY - 1, "out_d")[-1]
         # a cycle later: the error a_L - y (registered), then lam_L = d_L (a_L - y)

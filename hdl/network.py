@@ -15,7 +15,7 @@ from amaranth import Module, Signal, Mux, Array, signed
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-from .layer import LayerEngine, SOURCE_LATENCY
+from .layer import LayerEngine, SOURCE_LATENCY, READBACK_LATENCY
 from .arith import const_mul, delay
 from .datamem import DataMemory
 from .pe import bits
@@ -130,17 +130,17 @@ class RelaxationNetwork(wiring.Component):
             m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
 
         # -- bus reads: registers and counters answer a cycle after the address, weights and
-        # gradients three cycles after (block RAM, registered in the PE and the layer), the
-        # data set SOURCE_LATENCY cycles after. One read is in flight at a time (the engine
-        # waits for ``rvalid``), so each answer is caught in a register as it arrives and held;
-        # every read is answered READ_LATENCY cycles after ``re``.
+        # gradients READBACK_LATENCY cycles after, the data set SOURCE_LATENCY cycles after.
+        # One read is in flight at a time (the engine waits for ``rvalid``), so each answer is
+        # caught in a register as it arrives and held; every read is answered READ_LATENCY
+        # cycles after ``re``.
         late = SOURCE_LATENCY
-        assert late >= 4
+        assert late > READBACK_LATENCY
         r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
         m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
         valid_at = delay(m, r_valid, late - 1, "read_valid")
-        layer_at = delay(m, r_layer, 2, "read_layer")
+        layer_at = delay(m, r_layer, READBACK_LATENCY - 1, "read_layer")
         status_array = Array(status[s] for s in Status)
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[
             Mux(at >= 1, at - 1, 0)[:bits(L)]]
@@ -155,9 +155,11 @@ class RelaxationNetwork(wiring.Component):
                     m.d.sync += early.eq(Mux(r_index < len(Status),
                                              status_array[r_index[:4]], 0))
         stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits)))
-        with m.If(valid_at[2]):  # weights and gradients, caught at edge 4
-            m.d.sync += stored.eq(Mux(space_at[2] == Space.W, pick("w_rdata", layer_at[2]),
-                                      pick("g_rdata", layer_at[2])))
+        arrival = READBACK_LATENCY - 1   # weights and gradients, caught as they arrive
+        with m.If(valid_at[arrival]):
+            m.d.sync += stored.eq(Mux(space_at[arrival] == Space.W,
+                                      pick("w_rdata", layer_at[arrival]),
+                                      pick("g_rdata", layer_at[arrival])))
         with m.Switch(space_at[-1]):
             with m.Case(Space.W, Space.G):
                 m.d.sync += self.rdata.eq(stored)

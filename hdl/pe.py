@@ -259,7 +259,8 @@ class ProcessingElement(wiring.Component):
             delta = Signal(signed(gw + 1), name=f"delta{k}")       # c3: (G + r) >> s
             w4 = Signal(signed(mf.width), name=f"w4_{k}")
             w_new = Signal(signed(gw + 2), name=f"w_new{k}")       # c4: W - delta
-            m.d.sync += [rounded.eq(g2 + offset), delta.eq((rounded >> fixed_shift) >> rate_shift), w4.eq(w3),
+            m.d.sync += [rounded.eq(g2 + offset),
+                         delta.eq((rounded >> fixed_shift) >> rate_shift), w4.eq(w3),
                          w_new.eq(w4 - delta)]
 
             # c3: gradient write-back; c5: weight write-back, saturated
