@@ -118,6 +118,13 @@ def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None):
 # assertion when ABC's result is put back. The aliases are only names; made private, they go.
 HIDE_ELEMENT_ALIASES = r"rename -hide w:*\[* i:* o:* %u %d"
 
+# Amaranth writes synchronous read ports that return the old word on a read-write collision,
+# which Yosys keeps with a bypass mux after the block RAM. The datapath's memories are marked
+# ``no_rw_check`` (dyadic.hdl.ram): their ports are split into a read and a register here and
+# merged again by synthesis, this time with the collision left undefined and no mux. (Read
+# from Verilog, as the gate-level check does, the ports are merged that way in the first place.)
+COLLISIONS_UNDEFINED = "memory_nordff a:no_rw_check"
+
 # synth_<family>'s map_luts step with the classic ABC instead of abc9
 CLASSIC_LUT_MAPPING = {
     "ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; ",
@@ -137,7 +144,7 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
     # undefined (the host uploads before any use) and their all-zero initialisers are dropped
     after_read = (r"delete *.x_mem/t:$meminit_v2 *.y_mem/t:$meminit_v2; "
                   if board.data_memory_attrs else "")
-    after_read += HIDE_ELEMENT_ALIASES
+    after_read += f"{HIDE_ELEMENT_ALIASES}; {COLLISIONS_UNDEFINED}"
 
     plan = board.platform().prepare(
         BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,

@@ -17,11 +17,11 @@ d_{l-1})``; in trace mode the read slot equals the write slot (no delay).
 
 from amaranth import Module, Signal, Mux, Array, Const, Cat, signed, unsigned
 from amaranth.lib import wiring, data
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arith import derivative_scale, saturate, const_mul, delay
 from .datamem import DataMemory
+from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
                  OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY)
 
@@ -30,9 +30,9 @@ __all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY", "READBACK_LATENCY"]
 #: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
 #: read latency, to which the network delays the layer below's registers too.
 SOURCE_LATENCY = DataMemory.LATENCY
-#: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the PE's memory read, its
-#: register, the layer's register.
-READBACK_LATENCY = 3
+#: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register of the
+#: address, the PE's memory read, its register, the layer's register.
+READBACK_LATENCY = 4
 
 
 def skew_depth(cfg, layer):
@@ -65,7 +65,8 @@ class LayerEngine(wiring.Component):
     lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
-        ``w_rdata``, ``g_rdata`` answer :data:`READBACK_LATENCY` cycles after ``mem_row``,
+        writes land a cycle later than they would straight from the ports; ``w_rdata``,
+        ``g_rdata`` answer :data:`READBACK_LATENCY` cycles after ``mem_row``,
         ``mem_col``.
     sat_a, sat_lam, sat_w : saturation events, counted a cycle or two after they happen.
     """
@@ -145,16 +146,21 @@ class LayerEngine(wiring.Component):
         lam_value = Signal(signed(sf.width))
         for p, pe in enumerate(pes):
             m.d.comb += [pe.lam_we.eq(lam_valid & (pe_of(n)[lam_index] == p)),
-                         pe.lam_fold.eq(fold_of(n)[lam_index]), pe.lam_target.eq(lam_value),
-                         pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p)),
+                         pe.lam_fold.eq(fold_of(n)[lam_index]), pe.lam_target.eq(lam_value)]
+        # idle-time writes of registers and weights reach the PEs decoded and registered a
+        # cycle later: the decode and its fan-out to every register are two paths, not one
+        # (the network delays its idle-time reads of the registers to match)
+        for p, pe in enumerate(pes):
+            m.d.sync += [pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p)),
                          pe.reg_kind.eq(self.reg_kind), pe.reg_fold.eq(fold_of(n)[self.reg_index]),
                          pe.reg_value.eq(self.reg_value)]
 
         # -- idle-time memory access ---------------------------------------------------------
-        mem_pe = Signal(bits(P))   # the PE whose read answers now (two cycles later)
-        m.d.sync += mem_pe.eq(delay(m, pe_of(n)[self.mem_row], 1, "mem_pe")[-1])
+        mem_pe = Signal(bits(P))   # the PE whose read answers now
+        m.d.sync += mem_pe.eq(
+            delay(m, pe_of(n)[self.mem_row], READBACK_LATENCY - 2, "mem_pe")[-1])
         for p, pe in enumerate(pes):
-            m.d.comb += [pe.mem_fold.eq(fold_of(n)[self.mem_row]), pe.mem_col.eq(self.mem_col),
+            m.d.sync += [pe.mem_fold.eq(fold_of(n)[self.mem_row]), pe.mem_col.eq(self.mem_col),
                          pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p)),
                          pe.w_wdata.eq(self.w_wdata)]
         m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
@@ -169,9 +175,8 @@ class LayerEngine(wiring.Component):
 
         # -- skew memory of (a_{l-1}, d_{l-1}) -----------------------------------------------
         if l > 1:
-            m.submodules.skew = skew = Memory(
-                shape=data.StructLayout({"a": signed(af.width), "d": unsigned(2)}),
-                depth=self.depth * n_in, init=[])
+            m.submodules.skew = skew = block_ram(
+                data.StructLayout({"a": signed(af.width), "d": unsigned(2)}), self.depth * n_in)
             skew_wr, skew_grad, skew_tail = skew.write_port(), skew.read_port(), skew.read_port()
 
         # -- sequencer -----------------------------------------------------------------------

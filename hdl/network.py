@@ -23,8 +23,9 @@ from .regmap import Space, Status, Op, col_bits
 
 __all__ = ["RelaxationNetwork", "command_layout", "READ_LATENCY"]
 
-#: Cycles from ``re`` on the access bus to ``rvalid`` and ``rdata``.
-READ_LATENCY = SOURCE_LATENCY + 1
+#: Cycles from ``re`` on the access bus to ``rvalid`` and ``rdata``: the slowest source (the
+#: data set, or the weights and gradients) caught in a register, then the answer register.
+READ_LATENCY = max(SOURCE_LATENCY, READBACK_LATENCY) + 2
 
 command_layout = data.StructLayout({
     "op": 3, "count": 16, "sample": 16, "batch": 16, "h_shift": 4, "lr_shift": 5,
@@ -91,6 +92,10 @@ class RelaxationNetwork(wiring.Component):
                      y_mem.wdata.eq(self.wdata), y_mem.we.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
+        # idle-time reads of the registers are a cycle late, as the layers' writes are: a
+        # read after a write sees it
+        read_index = Signal.like(index)
+        m.d.sync += read_index.eq(index)
         for l, e in enumerate(engines, 1):
             if l == 1:
                 m.d.comb += [x_mem.addr.eq(Mux(self.busy, e.src_addr, index)),
@@ -101,13 +106,13 @@ class RelaxationNetwork(wiring.Component):
                 below = engines[l - 2]
                 src_a = delay(m, below.rd_a, SOURCE_LATENCY - 1, f"src_a{l}")[-1]
                 src_d = delay(m, below.rd_d, SOURCE_LATENCY - 1, f"src_d{l}")[-1]
-                m.d.comb += [below.rd_addr.eq(Mux(self.busy, e.src_addr, index)),
+                m.d.comb += [below.rd_addr.eq(Mux(self.busy, e.src_addr, read_index)),
                              e.src_a.eq(src_a), e.src_d.eq(src_d),
                              below.lam_in_valid.eq(e.lam_out_valid),
                              below.lam_in_index.eq(e.lam_out_index),
                              below.lam_in_value.eq(e.lam_out_value)]
         top = engines[-1]
-        m.d.comb += [top.rd_addr.eq(index), y_mem.addr.eq(Mux(self.busy, top.y_addr, index)),
+        m.d.comb += [top.rd_addr.eq(read_index), y_mem.addr.eq(Mux(self.busy, top.y_addr, index)),
                      top.y_data.eq(y_mem.data)]
 
         # -- status counters -----------------------------------------------------------------
@@ -129,44 +134,48 @@ class RelaxationNetwork(wiring.Component):
         with m.If(scoring & top.correct_add):
             m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
 
-        # -- bus reads: registers and counters answer a cycle after the address, weights and
-        # gradients READBACK_LATENCY cycles after, the data set SOURCE_LATENCY cycles after.
-        # One read is in flight at a time (the engine waits for ``rvalid``), so each answer is
-        # caught in a register as it arrives and held; every read is answered READ_LATENCY
-        # cycles after ``re``.
-        late = SOURCE_LATENCY
-        assert late > READBACK_LATENCY
+        # -- bus reads: registers and counters answer two cycles after the address, weights
+        # and gradients READBACK_LATENCY cycles after, the data set SOURCE_LATENCY cycles
+        # after. One read is in flight at a time (the engine waits for ``rvalid``), so each
+        # answer is caught in a register as it arrives and held; every read is answered
+        # READ_LATENCY cycles after ``re``.
         r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
         m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
+        late = READ_LATENCY - 1
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
         valid_at = delay(m, r_valid, late - 1, "read_valid")
         layer_at = delay(m, r_layer, READBACK_LATENCY - 1, "read_layer")
+        index_at = delay(m, r_index, 1, "read_index")
         status_array = Array(status[s] for s in Status)
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[
             Mux(at >= 1, at - 1, 0)[:bits(L)]]
-        early = Signal(64)   # registers and counters, caught at edge 2
-        with m.If(r_valid):
-            with m.Switch(r_space):
+        early = Signal(64)   # registers and counters, caught at edge 3
+        with m.If(valid_at[1]):
+            with m.Switch(space_at[1]):
                 for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
                     with m.Case(sp):
-                        value = pick(attr, r_layer)
+                        value = pick(attr, layer_at[1])
                         m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
                 with m.Case(Space.STATUS):
-                    m.d.sync += early.eq(Mux(r_index < len(Status),
-                                             status_array[r_index[:4]], 0))
-        stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits)))
-        arrival = READBACK_LATENCY - 1   # weights and gradients, caught as they arrive
-        with m.If(valid_at[arrival]):
-            m.d.sync += stored.eq(Mux(space_at[arrival] == Space.W,
-                                      pick("w_rdata", layer_at[arrival]),
-                                      pick("g_rdata", layer_at[arrival])))
+                    m.d.sync += early.eq(Mux(index_at[1] < len(Status),
+                                             status_array[index_at[1][:4]], 0))
+        stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits, af.width)))
+        # weights and gradients, and the data set, caught as they arrive
+        with m.If(valid_at[READBACK_LATENCY - 1]):
+            with m.Switch(space_at[READBACK_LATENCY - 1]):
+                with m.Case(Space.W):
+                    m.d.sync += stored.eq(pick("w_rdata", layer_at[READBACK_LATENCY - 1]))
+                with m.Case(Space.G):
+                    m.d.sync += stored.eq(pick("g_rdata", layer_at[READBACK_LATENCY - 1]))
+        with m.If(valid_at[SOURCE_LATENCY - 1]):
+            with m.Switch(space_at[SOURCE_LATENCY - 1]):
+                with m.Case(Space.X):
+                    m.d.sync += stored.eq(x_mem.data)
+                with m.Case(Space.Y):
+                    m.d.sync += stored.eq(y_mem.data)
         with m.Switch(space_at[-1]):
-            with m.Case(Space.W, Space.G):
+            with m.Case(Space.W, Space.G, Space.X, Space.Y):
                 m.d.sync += self.rdata.eq(stored)
-            with m.Case(Space.X):
-                m.d.sync += self.rdata.eq(x_mem.data.as_signed())
-            with m.Case(Space.Y):
-                m.d.sync += self.rdata.eq(y_mem.data.as_signed())
             with m.Default():
                 m.d.sync += self.rdata.eq(early)
         m.d.sync += self.rvalid.eq(valid_at[-1])

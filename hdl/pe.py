@@ -26,12 +26,12 @@ target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain
 
 from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
 from amaranth.lib import wiring, data
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .activation import ActivationUnit
 from .arith import saturate, const_mul
 from .lfsr import LFSR
+from .ram import block_ram
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_GRADIENT",
            "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY"]
@@ -208,8 +208,7 @@ class ProcessingElement(wiring.Component):
         for k, folds in enumerate(lanes):
             # lane k: multiplier k, the PE's folds k, k + M, ... at groups 0, 1, ...
             G = len(folds)
-            w_mem = Memory(shape=signed(mf.width), depth=G * C, init=[])
-            g_mem = Memory(shape=signed(gw), depth=G * C, init=[])
+            w_mem, g_mem = block_ram(signed(mf.width), G * C), block_ram(signed(gw), G * C)
             m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
             w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
             g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
