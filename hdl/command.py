@@ -205,9 +205,13 @@ class CommandEngine(wiring.Component):
             return self.rx.valid
 
         rx_crc_next = crc16_byte(m, crc, self.rx.payload, "rx_crc")
+        # the network's busy, registered: it is decoded from the controller's state, and the
+        # reply logic after it is long; seen a cycle late, so a command waits a cycle first
+        busy = Signal()
+        m.d.sync += busy.eq(self.busy)
         with m.FSM(name="receive"):
             with m.State("HUNT"):
-                m.d.comb += self.idle.eq(tx_done & ~self.busy)
+                m.d.comb += self.idle.eq(tx_done & ~busy)
                 with m.If(take_byte() & (self.rx.payload == SYNC)):
                     m.d.sync += [crc.eq(0xFFFF), index.eq(0)]
                     m.next = "OP"
@@ -377,9 +381,11 @@ class CommandEngine(wiring.Component):
             with m.State("EXEC"):
                 m.d.comb += self.cmd.valid.eq(1)
                 with m.If(self.cmd.ready):
-                    m.next = "EXEC_WAIT"
+                    m.next = "EXEC_ACCEPTED"
+            with m.State("EXEC_ACCEPTED"):   # the registered busy shows the command next cycle
+                m.next = "EXEC_WAIT"
             with m.State("EXEC_WAIT"):
-                with m.If(~self.busy):
+                with m.If(~busy):
                     m.d.comb += tx_start.eq(1)
                     m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(0)]
                     m.next = "REPLY_WAIT"
