@@ -36,8 +36,8 @@ class Capacity:
 class Board:
     """``name``: what the user types; ``platform``: the amaranth-boards class; ``family``:
     ``ice40`` or ``ecp5``; ``oscillator``: the clock resource; ``clock_mhz``: default design
-    clock; ``preset``: ``NetConfig.from_strings`` arguments plus ``samples`` (data-set
-    capacity); ``programmer``: the flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool
+    clock; ``preset``: ``NetConfig.from_strings`` arguments (``master_bits`` for
+    ``master_extra_bits``) plus ``samples`` (data-set capacity); ``programmer``: the flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool
     options; ``uart_baud``: host-link rate of the on-board USB bridge."""
     name: str
     platform: type
@@ -61,11 +61,17 @@ class Board:
     def config(self):
         """The preset's :class:`~dyadic.hdl.config.NetConfig`."""
         p = self.preset
-        return NetConfig.from_strings(p["net"], p.get("act"), pes=p.get("pes"),
-                                      mults=p.get("mults"), rounding=p.get("rounding"))
+        return NetConfig.from_strings(
+            p["net"], p.get("act"), pes=p.get("pes"), mults=p.get("mults"),
+            rounding=p.get("rounding"), lr_shift=p.get("lr_shift", 5),
+            **{k: p[k] for k in FORMAT_KEYS if k in p},
+            **({"master_extra_bits": p["master_bits"]} if "master_bits" in p else {}))
 
 
 BOARDS = {}
+
+#: Preset keys that are number formats (``NetConfig.from_strings`` arguments).
+FORMAT_KEYS = ("act_format", "weight_format", "sens_format")
 
 
 def register(board):

@@ -46,7 +46,8 @@ class LayerEngine(wiring.Component):
     Attributes
     ----------
     start, update_start : In(1)
-        Run one relaxation step / one weight update. ``done`` is high when idle.
+        Run one relaxation step / one weight update. ``done`` is high while idle (from the
+        cycle after the engine is back, low from the cycle after a start).
     gradient_on, overwrite : In(1)
         This step accumulates gradients (``overwrite``: replacing the accumulator).
     forward_valid, backward_valid, output_valid : In(1)
@@ -82,7 +83,7 @@ class LayerEngine(wiring.Component):
         af, sf, mf = cfg.act_format, cfg.sens_format, cfg.master_format
         is_last = layer == cfg.L
         ports = {
-            "start": In(1), "update_start": In(1), "done": Out(1),
+            "start": In(1), "update_start": In(1), "done": Out(1, init=1),
             "gradient_on": In(1), "overwrite": In(1), "forward_valid": In(1),
             "backward_valid": In(1), "output_valid": In(1), "sensitivity_on": In(1),
             "h_shift": In(4), "lr_shift": In(5), "commit": In(1),
@@ -207,7 +208,9 @@ class LayerEngine(wiring.Component):
         x_base = Signal.like(self.src_addr)
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.done.eq(~(self.start | self.update_start))
+                # registered (the controller's next state depends on it): high from the
+                # cycle after the engine is back in IDLE, low from the cycle after a start
+                m.d.sync += self.done.eq(~(self.start | self.update_start))
                 with m.If(self.start):
                     m.d.sync += [fold.eq(0), col.eq(0), gradient_on.eq(self.gradient_on)]
                     if l == 1:
@@ -323,15 +326,15 @@ class LayerEngine(wiring.Component):
             m.d.sync += row.eq(row + 1)
             with m.If(row == n - 1):
                 m.d.sync += running.eq(0)
-        m.d.comb += [self.y_addr.eq(self.y_base + row),
-                     read_addr.eq(Mux(running, row, self.rd_addr))]
-        # SOURCE_LATENCY cycles later: y[r], and a_L[r], d_L[r] (read in one cycle) delayed
+        # SOURCE_LATENCY cycles later: y[r], and a_L[r], d_L[r], read a cycle before (the row
+        # is delayed rather than the registers read: fewer bits)
         reading = delay(m, running, SOURCE_LATENCY, "reading")
-        got = reading[-1]
-        got_row = delay(m, row, SOURCE_LATENCY, "got_row")[-1]
+        rows = delay(m, row, SOURCE_LATENCY, "got_row")
+        m.d.comb += [self.y_addr.eq(self.y_base + row),
+                     read_addr.eq(Mux(reading[-2], rows[-2], self.rd_addr))]
+        got, got_row = reading[-1], rows[-1]
         last = got & (got_row == n - 1)
-        rd_a = delay(m, self.rd_a, SOURCE_LATENCY - 1, "out_a")[-1]
-        rd_d = delay(m, self.rd_d, SOURCE_LATENCY - 1, "out_d")[-1]
+        rd_a, rd_d = self.rd_a, self.rd_d
         # a cycle later: the error a_L - y (registered), then lam_L = d_L (a_L - y)
         err, d_r, err_row, writing = (Signal(signed(af.width + 1)), Signal(2),
                                       Signal(bits(n)), Signal())

@@ -20,6 +20,7 @@ from .arith import const_mul, delay
 from .datamem import DataMemory
 from .pe import bits
 from .regmap import Space, Status, Op, col_bits
+from .status import StatusCounters
 
 __all__ = ["RelaxationNetwork", "command_layout", "READ_LATENCY"]
 
@@ -77,6 +78,7 @@ class RelaxationNetwork(wiring.Component):
         # bus writes are gated by the controller having been idle for a cycle (a register:
         # no state decoding on the write paths into every PE); ``busy`` covers that cycle
         in_idle, idle = Signal(), Signal(init=1)
+        counting = Signal()   # the controller is not idle (``busy`` also waits for counters)
         m.d.sync += idle.eq(in_idle)
         for l, e in enumerate(engines, 1):
             here = idle & (layer == l)
@@ -98,7 +100,7 @@ class RelaxationNetwork(wiring.Component):
         m.d.sync += read_index.eq(index)
         for l, e in enumerate(engines, 1):
             if l == 1:
-                m.d.comb += [x_mem.addr.eq(Mux(self.busy, e.src_addr, index)),
+                m.d.comb += [x_mem.addr.eq(Mux(counting, e.src_addr, index)),
                              e.src_a.eq(x_mem.data)]
             else:
                 # the layer below answers in one cycle; delayed to the data memory's latency,
@@ -106,49 +108,51 @@ class RelaxationNetwork(wiring.Component):
                 below = engines[l - 2]
                 src_a = delay(m, below.rd_a, SOURCE_LATENCY - 1, f"src_a{l}")[-1]
                 src_d = delay(m, below.rd_d, SOURCE_LATENCY - 1, f"src_d{l}")[-1]
-                m.d.comb += [below.rd_addr.eq(Mux(self.busy, e.src_addr, read_index)),
+                m.d.comb += [below.rd_addr.eq(Mux(counting, e.src_addr, read_index)),
                              e.src_a.eq(src_a), e.src_d.eq(src_d),
                              below.lam_in_valid.eq(e.lam_out_valid),
                              below.lam_in_index.eq(e.lam_out_index),
                              below.lam_in_value.eq(e.lam_out_value)]
         top = engines[-1]
-        m.d.comb += [top.rd_addr.eq(read_index), y_mem.addr.eq(Mux(self.busy, top.y_addr, index)),
+        m.d.comb += [top.rd_addr.eq(read_index), y_mem.addr.eq(Mux(counting, top.y_addr, index)),
                      top.y_data.eq(y_mem.data)]
 
         # -- status counters -----------------------------------------------------------------
-        status = {s: Signal(64 if s == Status.LOSS else 32, name=f"status_{s.name.lower()}")
-                  for s in Status}
         scoring = Signal()  # train / infer: loss and correct count
-        m.d.sync += [
-            status[Status.SAT_ACTIVATION].eq(status[Status.SAT_ACTIVATION]
-                                             + sum(e.sat_a for e in engines)),
-            status[Status.SAT_SENSITIVITY].eq(status[Status.SAT_SENSITIVITY]
-                                              + sum(e.sat_lam for e in engines)),
-            status[Status.SAT_WEIGHT].eq(status[Status.SAT_WEIGHT]
-                                         + sum(e.sat_w for e in engines)),
-        ]
-        with m.If(self.busy):
-            m.d.sync += status[Status.CYCLES].eq(status[Status.CYCLES] + 1)
-        with m.If(scoring & top.loss_valid):
-            m.d.sync += status[Status.LOSS].eq(status[Status.LOSS] + top.loss_add)
-        with m.If(scoring & top.correct_add):
-            m.d.sync += status[Status.CORRECT].eq(status[Status.CORRECT] + 1)
+        sat = {kind: sum(getattr(e, kind) for e in engines)
+               for kind in ("sat_a", "sat_lam", "sat_w")}
+        loss = Mux(scoring & top.loss_valid, top.loss_add, 0)
+        m.submodules.status = status = StatusCounters({
+            Status.SAT_ACTIVATION: len(sat["sat_a"]), Status.SAT_SENSITIVITY: len(sat["sat_lam"]),
+            Status.SAT_WEIGHT: len(sat["sat_w"]), Status.LOSS: len(loss)})
+        m.d.comb += [status.add.sat_activation.eq(sat["sat_a"]),
+                     status.add.sat_sensitivity.eq(sat["sat_lam"]),
+                     status.add.sat_weight.eq(sat["sat_w"]), status.add.loss.eq(loss),
+                     status.add.cycles.eq(counting),
+                     status.add.correct.eq(scoring & top.correct_add)]
+        # set by the controller's states; the counter inputs are driven in one place
+        stepped, scored, updated = Signal(), Signal(), Signal()
+        m.d.comb += [status.add.steps.eq(stepped), status.add.samples.eq(scored),
+                     status.add.updates.eq(updated)]
 
         # -- bus reads: registers and counters answer two cycles after the address, weights
         # and gradients READBACK_LATENCY cycles after, the data set SOURCE_LATENCY cycles
         # after. One read is in flight at a time (the engine waits for ``rvalid``), so each
         # answer is caught in a register as it arrives and held; every read is answered
         # READ_LATENCY cycles after ``re``.
-        r_space, r_layer, r_index, r_valid = Signal(4), Signal(4), Signal(20), Signal()
-        m.d.sync += [r_space.eq(space), r_layer.eq(layer), r_index.eq(index), r_valid.eq(self.re)]
+        r_space, r_layer, r_counter, r_valid = Signal(4), Signal(bits(L)), Signal(4), Signal()
+        r_counter_ok = Signal()   # the index names a status counter
+        # r_layer: the engine's index (layer - 1), as narrow as the engines are few
+        m.d.sync += [r_space.eq(space), r_layer.eq(Mux(layer >= 1, layer - 1, 0)[:bits(L)]),
+                     r_counter.eq(index[:4]),
+                     r_counter_ok.eq(index < len(Status)), r_valid.eq(self.re)]
         late = READ_LATENCY - 1
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
         valid_at = delay(m, r_valid, late - 1, "read_valid")
         layer_at = delay(m, r_layer, READBACK_LATENCY - 1, "read_layer")
-        index_at = delay(m, r_index, 1, "read_index")
-        status_array = Array(status[s] for s in Status)
-        pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[
-            Mux(at >= 1, at - 1, 0)[:bits(L)]]
+        counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
+        pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
+        m.d.comb += status.raddr.eq(r_counter)
         early = Signal(64)   # registers and counters, caught at edge 3
         with m.If(valid_at[1]):
             with m.Switch(space_at[1]):
@@ -157,8 +161,7 @@ class RelaxationNetwork(wiring.Component):
                         value = pick(attr, layer_at[1])
                         m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
                 with m.Case(Space.STATUS):
-                    m.d.sync += early.eq(Mux(index_at[1] < len(Status),
-                                             status_array[index_at[1][:4]], 0))
+                    m.d.sync += early.eq(Mux(counter_ok_at[1], status.rdata, 0))
         stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits, af.width)))
         # weights and gradients, and the data set, caught as they arrive
         with m.If(valid_at[READBACK_LATENCY - 1]):
@@ -244,7 +247,9 @@ class RelaxationNetwork(wiring.Component):
         last_relax_step, last_batch_step, sample_scored = Signal(), Signal(), Signal()
         m.d.sync += [last_relax_step.eq(t == cmd.count), last_batch_step.eq(t == steps_in_batch),
                      sample_scored.eq(in_batch(1 + L))]
-        m.d.comb += self.busy.eq(~(in_idle & idle))
+        # busy until the counters hold every event of the command
+        m.d.comb += [counting.eq(~(in_idle & idle)),
+                     self.busy.eq(counting | ~status.settled)]
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.cmd.ready.eq(1), in_idle.eq(1)]
@@ -263,7 +268,7 @@ class RelaxationNetwork(wiring.Component):
                         with m.Case(Op.SEED):
                             m.next = "SEED"
                         with m.Case(Op.CLEAR):
-                            m.d.sync += [s.eq(0) for s in status.values()]
+                            m.d.comb += status.clear.eq(1)
             with m.State("SEED"):
                 m.d.comb += seed_load.eq(1)
                 m.next = "IDLE"
@@ -289,9 +294,8 @@ class RelaxationNetwork(wiring.Component):
                     m.next = "COMMIT"
             with m.State("COMMIT"):
                 m.d.comb += commit.eq(1)
-                m.d.sync += [t.eq(t + 1), status[Status.STEPS].eq(status[Status.STEPS] + 1)]
-                with m.If(~relax_mode & sample_scored):
-                    m.d.sync += status[Status.SAMPLES].eq(status[Status.SAMPLES] + 1)
+                m.d.sync += t.eq(t + 1)
+                m.d.comb += [stepped.eq(1), scored.eq(~relax_mode & sample_scored)]
                 with m.If(~relax_mode):
                     advance_slots()
                 with m.If(relax_mode & last_relax_step):
@@ -308,7 +312,7 @@ class RelaxationNetwork(wiring.Component):
                 m.next = "UPDATE_WAIT"
             with m.State("UPDATE_WAIT"):
                 with m.If(all_done):
-                    m.d.sync += status[Status.UPDATES].eq(status[Status.UPDATES] + 1)
+                    m.d.comb += updated.eq(1)
                     with m.If(cmd.op == Op.TRAIN):
                         m.d.sync += batch_start.eq(batch_start + batch_size)
                         m.next = "BATCH"

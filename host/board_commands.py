@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from ..boards import BOARDS, BoardError, get_board
+from ..boards.board import FORMAT_KEYS
 from ..boards.build import build, bitstream_path, BuildReport
 from ..boards.program import program
 
@@ -17,10 +18,12 @@ def default_build_dir(board):
 
 
 def preset_config(board, args, config_from):
-    """The board's preset network, overridden by what the user typed (the preset's PEs only
-    go with the preset's network)."""
+    """The board's preset network, overridden by what the user typed. Activations, PEs and
+    number formats go with the preset's network only; its rounding with any network."""
     preset = board.preset
-    for key in ("act", "rounding") + (("pes", "mults") if args.net is None else ()):
+    keys = ("rounding",) + (() if args.net is not None else
+                            ("act", "pes", "mults", "master_bits", *FORMAT_KEYS))
+    for key in keys:
         if getattr(args, key, None) is None and key in preset:
             setattr(args, key, preset[key])
     return config_from(args, net=args.net or preset["net"])

@@ -89,23 +89,21 @@ def test_program_without_a_bitstream_or_tool_says_which(tmp_path, capsys, monkey
     assert "iceprog-not-installed is not installed" in capsys.readouterr().err
 
 
-# Reduced configurations CI builds, one per family, the whole flow in about two minutes each:
-# the iCE40UP5K takes only a one-layer network with 8-bit formats (see README: Limits); ECP5
-# place and route grows quickly with the design, so CI builds two PEs.
-REDUCED = {
-    "ice40": ["--board", "icebreaker", "--net", "4-2", "--act", "identity", "--pes", "1",
-              "--act-format", "2.6", "--weight-format", "2.6", "--sens-format", "2.6",
-              "--master-bits", "2", "--rounding", "nearest", "--samples", "16", "--clock", "24"],
+# What CI builds, one per family, the whole flow in about two minutes each: the iCEBreaker
+# preset (the 64-10 digits network, 99.6% of the UP5K's logic cells); ECP5 place and route
+# grows quickly with the design, so CI builds a reduced configuration with two PEs.
+CI_BUILDS = {
+    "ice40": ["--board", "icebreaker", "--clock", "24"],
     "ecp5": ["--board", "ulx3s-85f", "--net", "4-3-2", "--act", "leaky_relu,identity",
              "--pes", "1,1", "--samples", "16", "--clock", "100"],
 }
 
 
-@pytest.mark.parametrize("family", sorted(REDUCED))
-def test_reduced_build_places_routes_and_meets_timing(family, tmp_path, capsys):
-    assert main(["build", *REDUCED[family], "--build-dir", str(tmp_path), "--json"]) == 0
+@pytest.mark.parametrize("family", sorted(CI_BUILDS))
+def test_ci_build_places_routes_and_meets_timing(family, tmp_path, capsys):
+    assert main(["build", *CI_BUILDS[family], "--build-dir", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    clock = float(REDUCED[family][REDUCED[family].index("--clock") + 1])
+    clock = float(CI_BUILDS[family][CI_BUILDS[family].index("--clock") + 1])
     assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"] == clock
     assert set(report["resources"]) >= {"luts", "ffs", "dsps", "ram_bits"}
     for used, available in report["resources"].values():
@@ -117,11 +115,13 @@ def test_reduced_build_places_routes_and_meets_timing(family, tmp_path, capsys):
 
 
 @pytest.mark.skipif(missing_simulator("icarus") is not None, reason="no Icarus")
-@pytest.mark.parametrize("family", ["ice40"])
-def test_gate_level_netlist_equals_golden_model(family, tmp_path):
+@pytest.mark.parametrize("family, net", [("ice40", "5-7-3"), ("ice40", "preset")])
+def test_gate_level_netlist_equals_golden_model(family, net, tmp_path):
     """The post-synthesis netlist in Icarus with the vendor cell models: every register after
-    every relaxation step and the gradients, bit for bit against the golden model."""
-    cfg = NetConfig.from_strings("5-7-3", "leaky_relu,identity", pes="3,2")
+    every relaxation step and the gradients, bit for bit against the golden model; on a
+    two-layer network (backward pass, skew memory) and on the iCEBreaker preset."""
+    cfg = (get_board("icebreaker").config() if net == "preset" else
+           NetConfig.from_strings(net, "leaky_relu,identity", pes="3,2"))
     sources = synthesize_netlist(RelaxationNetwork(cfg, 4), family, tmp_path, TOPLEVEL)
     netlist = sources[0].read_text()
     for cell in {"ice40": ("SB_LUT4", "SB_MAC16", "SB_RAM40_4K")}[family]:

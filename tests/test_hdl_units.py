@@ -12,6 +12,8 @@ from dyadic.hdl.fixed import SQ
 from dyadic.hdl.lfsr import LFSR, xorshift32, seed_state, pe_constant
 from dyadic.hdl.network import RelaxationNetwork
 from dyadic.hdl.datamem import DataMemory
+from dyadic.hdl.regmap import Status
+from dyadic.hdl.status import StatusCounters, ROUND, counter_width
 from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_GRADIENT,
                            OP_UPDATE, WRITE_LATENCY)
 from dyadic.host.device_model import activate, DeviceModel
@@ -218,3 +220,57 @@ def test_data_memory_reads_every_word_latency_cycles_later(rng, depth):
     # after the tick that follows address k, data holds the word asked for LATENCY - 1 ticks
     # earlier
     assert seen[DataMemory.LATENCY - 1:][:len(order)] == [int(values[a]) for a in order]
+
+
+def test_status_counters_hold_every_event_once_settled(rng):
+    # bursts of random events on every counter (on most cycles, so a counter's word is often
+    # written while new events arrive), clears in between; after each burst the counters
+    # settle and every one reads back as the Python sum of its events since the last clear
+    widths = {Status.LOSS: 17, Status.SAT_ACTIVATION: 9, Status.SAT_WEIGHT: 3}
+    dut = StatusCounters(widths)
+    expected = {s: 0 for s in Status}
+    bursts = []
+    for burst in range(6):
+        cycles = int(rng.integers(1, 40))
+        events = [{s: int(rng.integers(0, 2 ** dut.event_widths[s]))
+                   if rng.random() < 0.6 else 0 for s in Status} for _ in range(cycles)]
+        bursts.append((burst in (2, 4), events))
+    reads = []
+
+    async def settle(ctx):
+        for _ in range(3 * ROUND):   # bounded: settling takes at most a few rounds
+            if ctx.get(dut.settled):
+                return
+            await ctx.tick()
+        raise AssertionError(f"not settled {3 * ROUND} cycles after the last event")
+
+    async def bench(ctx):
+        await settle(ctx)   # the counters start cleared
+        for clear, events in bursts:
+            if clear:
+                ctx.set(dut.clear, 1)
+                await ctx.tick()
+                ctx.set(dut.clear, 0)
+                await ctx.tick()   # the clear lands (a cycle without events, as in the network)
+            for cycle in events:
+                for s, value in cycle.items():
+                    ctx.set(getattr(dut.add, s.name.lower()), value)
+                await ctx.tick()
+            for s in Status:
+                ctx.set(getattr(dut.add, s.name.lower()), 0)
+            await settle(ctx)
+            values = {}
+            for s in Status:
+                ctx.set(dut.raddr, int(s))
+                await ctx.tick()
+                values[s] = ctx.get(dut.rdata)
+            reads.append(values)
+
+    run(dut, bench)
+    for (clear, events), values in zip(bursts, reads):
+        if clear:
+            expected = {s: 0 for s in Status}
+        for cycle in events:
+            for s, value in cycle.items():
+                expected[s] = (expected[s] + value) % (1 << counter_width(s))
+        assert values == expected
