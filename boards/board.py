@@ -37,8 +37,9 @@ class Board:
     """``name``: what the user types; ``platform``: the amaranth-boards class; ``family``:
     ``ice40`` or ``ecp5``; ``oscillator``: the clock resource; ``clock_mhz``: default design
     clock; ``preset``: ``NetConfig.from_strings`` arguments (``master_bits`` for
-    ``master_extra_bits``) plus ``samples`` (data-set capacity); ``programmer``: the flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool
-    options; ``uart_baud``: host-link rate of the on-board USB bridge."""
+    ``master_extra_bits``) plus ``samples`` (data-set capacity); ``programmer``: the
+    flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool options; ``uart_baud``:
+    host-link rate of the on-board USB bridge."""
     name: str
     platform: type
     family: str
