@@ -43,6 +43,8 @@ class RelaxationNetwork(wiring.Component):
     cmd : In(stream of command_layout)
         Accepted when idle.
     busy : Out(1)
+        A command runs, or the status counters are still taking in its last events (a few
+        cycles); the access bus is for idle time.
     addr, wdata, we, re, rdata, rvalid :
         Access bus; reads answer :data:`READ_LATENCY` cycles after ``re`` (``rvalid``).
     """
