@@ -17,4 +17,7 @@ ULX3S_85F = register(Board(
     preset={"net": "64-16-10", "act": "leaky_relu,identity", "pes": "4,2",
             "rounding": "stochastic", "samples": 1800},   # digits and a scratch slot
     programmer=["openFPGALoader", "--board", "ulx3s"], reset_button="button_pwr",
+    # router2 routes the preset in about 90 s; the default router1 was still resolving
+    # congestion after 25 minutes
+    nextpnr_opts="--router router2",
 ))

@@ -57,7 +57,8 @@ class ActivationUnit(wiring.Component):
             rounded = to_act(z)
             d = D_ONE
         # registered between the rounding and the saturation (two carry chains)
-        rounded_r, d_r = Signal(rounded.shape()), Signal(2)
+        rounded_r = Signal(rounded.shape())
+        d_r = Signal(2)
         m.d.sync += [rounded_r.eq(rounded), d_r.eq(d)]
         a, sat = saturate(rounded_r, fmt)
         m.d.comb += [self.a.eq(a), self.d.eq(d_r), self.saturated.eq(sat)]

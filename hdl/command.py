@@ -86,17 +86,30 @@ class CommandEngine(wiring.Component):
         error = Signal(8)
 
         # -- transmitter: header, payload bytes from ``tx_byte``, CRC ------------------------
-        tx_op, tx_len, tx_crc = Signal(8), Signal(16), Signal(16)
-        tx_byte, tx_byte_valid, tx_byte_taken = Signal(8), Signal(), Signal()
-        tx_start, tx_done = Signal(), Signal()
+        tx_op = Signal(8)
+        tx_len = Signal(16)
+        tx_crc = Signal(16)
+        tx_byte = Signal(8)
+        tx_byte_valid = Signal()
+        tx_byte_taken = Signal()
+        tx_start = Signal()
+        tx_done = Signal()
         tx_count = Signal(16)
         # the CRC takes in each byte the cycle after it is sent (off the byte's source paths);
         # every state after a byte lasts at least that cycle before the CRC is sent
-        sent, sent_valid = Signal(8), Signal()
+        sent = Signal(8)
+        sent_valid = Signal()
         tx_crc_next = crc16_byte(m, tx_crc, sent, "tx_crc")
         m.d.sync += sent_valid.eq(0)
         with m.If(sent_valid):
             m.d.sync += tx_crc.eq(tx_crc_next)
+        # tx_count == tx_len, registered (off the paths from the replies' sources to the
+        # receiver's state): the header's four bytes give it time to settle
+        payload_sent = Signal()
+        with m.If(tx_byte_taken):
+            m.d.sync += payload_sent.eq(tx_count + 1 == tx_len)
+        with m.Else():
+            m.d.sync += payload_sent.eq(tx_count == tx_len)
         with m.FSM(name="transmit"):
             with m.State("IDLE"):
                 m.d.comb += tx_done.eq(1)
@@ -114,7 +127,7 @@ class CommandEngine(wiring.Component):
                             m.d.sync += [sent.eq(value), sent_valid.eq(1)]
                         m.next = after
             with m.State("PAYLOAD"):
-                with m.If(tx_count == tx_len):
+                with m.If(payload_sent):
                     m.next = "CRC0"
                 with m.Else():
                     m.d.comb += [self.tx.payload.eq(tx_byte), self.tx.valid.eq(tx_byte_valid)]
@@ -133,7 +146,8 @@ class CommandEngine(wiring.Component):
 
         # -- payload fields (little-endian, read from the buffer) -----------------------------
         field = Signal(32)      # assembled little-endian bytes
-        address, count = Signal(32), Signal(16)
+        address = Signal(32)
+        count = Signal(16)
         space, layer, idx = address[24:28], address[20:24], address[:20]
         exec_fields = Signal(8 * EXEC_BYTES)
 
@@ -141,11 +155,15 @@ class CommandEngine(wiring.Component):
         cb = col_bits(cfg)
         sizes = Array([Const(0, 16)] + [Const(n, 16) for n in cfg.sizes[1:]])
         rows = Array([Const(0, 16)] + [Const(cfg.row_length(l), 16) for l in range(1, L + 1)])
+        # the sums, registered every cycle from ``address`` and ``count``: valid in
+        # VALIDATE_RANGE, two cycles after VALIDATE sets them
+        end = Signal(21)              # idx + count
+        row_end = Signal(cb + 17)     # idx[:cb] + count
+        m.d.sync += [end.eq(idx + count), row_end.eq(idx[:cb] + count)]
         layer_ok = (layer >= 1) & (layer <= L)
-        end = idx + count
-        vector_ok = layer_ok & (end <= sizes[layer[:bits(L + 1)]])
-        row_ok = layer_ok & ((idx >> cb) < sizes[layer[:bits(L + 1)]]) & \
-            (idx[:cb] + count <= rows[layer[:bits(L + 1)]])
+        layer_size = sizes[layer[:bits(L + 1)]]
+        vector_ok = layer_ok & (end <= layer_size)
+        row_ok = layer_ok & ((idx >> cb) < layer_size) & (row_end <= rows[layer[:bits(L + 1)]])
         range_ok = Signal()
         writable = Signal()
         with m.Switch(space):
@@ -168,10 +186,20 @@ class CommandEngine(wiring.Component):
         base = cfg.gradient_frac - cfg.master_format.frac_bits  # update shift = base + lr
         lr_ok = ((e_lr + base) >= 1) & ((e_lr + base) <= 32) & (e_lr < 32)
         exec_ok = Signal()
-        write_ok, read_ok, exec_ok_r = Signal(), Signal(), Signal()
-        last_word, last_byte = Signal(16), Signal(16)  # count - 1, length - 1
+        write_ok = Signal()
+        read_ok = Signal()
+        exec_ok_r = Signal()
+        rejected = Signal()
+        # one flag per request, registered from ``op`` (which is stable after its byte)
+        is_op = {r: Signal(name=f"is_{r.name.lower()}") for r in Request}
+        m.d.sync += [flag.eq(op == r) for r, flag in is_op.items()]
+        # count - 1, length - 1
+        last_word = Signal(16)
+        last_byte = Signal(16)
         fields_end = Signal(17)
-        samples_ok = (e_count >= 1) & (e_sample + e_count <= net.samples) & (e_batch >= 1)
+        e_end = Signal(17)   # e_sample + e_count, registered like ``end``
+        m.d.sync += e_end.eq(e_sample + e_count)
+        samples_ok = (e_count >= 1) & (e_end <= net.samples) & (e_batch >= 1)
         with m.Switch(e_op):
             with m.Case(Op.RELAX):
                 m.d.comb += exec_ok.eq((e_sample < net.samples) & (e_h <= 15) & (e_grad <= 1))
@@ -191,7 +219,6 @@ class CommandEngine(wiring.Component):
         # -- receiver and executor -----------------------------------------------------------
         word = Signal(range(MAX_WRITE_WORDS + 1))
         byte_of_word = Signal(4)
-        read_data = Signal(64)
         m.d.comb += [buf_wr.data.eq(self.rx.payload), buf_wr.addr.eq(index),
                      info_rd.addr.eq(tx_count)]
         receiving = Signal()
@@ -292,6 +319,8 @@ class CommandEngine(wiring.Component):
                         m.d.sync += error.eq(Mux(length != EXEC_BYTES, Error.BAD_LENGTH, 0))
                     with m.Default():
                         m.d.sync += error.eq(Error.UNKNOWN_OP)
+                m.next = "VALIDATE_SUMS"
+            with m.State("VALIDATE_SUMS"):    # the sums above take in address and count
                 m.next = "VALIDATE_RANGE"
             with m.State("VALIDATE_RANGE"):   # the range arithmetic gets a cycle of its own
                 m.d.sync += [write_ok.eq(range_ok & writable),
@@ -299,35 +328,34 @@ class CommandEngine(wiring.Component):
                              exec_ok_r.eq(exec_ok), last_word.eq(count - 1)]
                 m.next = "VALIDATE_ARGS"
             with m.State("VALIDATE_ARGS"):
-                with m.If(error != 0):
-                    m.next = "ERROR"
-                with m.Elif((op == Request.WRITE) & ~write_ok):
+                # the verdict, registered: the dispatch below then branches on single bits
+                bad_argument = ((is_op[Request.WRITE] & ~write_ok)
+                                | (is_op[Request.READ] & ~read_ok)
+                                | (is_op[Request.EXEC] & ~exec_ok_r))
+                m.d.sync += rejected.eq((error != 0) | bad_argument)
+                with m.If((error == 0) & bad_argument):
                     m.d.sync += error.eq(Error.BAD_ARGUMENT)
-                    m.next = "ERROR"
-                with m.Elif((op == Request.READ) & ~read_ok):
-                    m.d.sync += error.eq(Error.BAD_ARGUMENT)
-                    m.next = "ERROR"
-                with m.Elif((op == Request.EXEC) & ~exec_ok_r):
-                    m.d.sync += error.eq(Error.BAD_ARGUMENT)
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                with m.If(rejected):
                     m.next = "ERROR"
                 with m.Else():
                     m.d.sync += [word.eq(0), byte_of_word.eq(0), index.eq(4)]
-                    with m.Switch(op):
-                        with m.Case(Request.INFO):
-                            m.d.comb += tx_start.eq(1)
-                            m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(len(self.info))]
-                            m.next = "INFO"
-                        with m.Case(Request.WRITE):
-                            m.next = "WRITE_FETCH"
-                        with m.Case(Request.READ):
-                            m.d.comb += tx_start.eq(1)
-                            m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(count << 3)]
-                            m.next = "READ_ISSUE"
-                        with m.Case(Request.EXEC):
-                            m.next = "EXEC"
-                        with m.Case(Request.RESET):
-                            m.d.sync += exec_fields[:8].eq(Op.CLEAR)
-                            m.next = "EXEC"
+                    with m.If(is_op[Request.INFO]):
+                        m.d.comb += tx_start.eq(1)
+                        m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(len(self.info))]
+                        m.next = "INFO"
+                    with m.If(is_op[Request.WRITE]):
+                        m.next = "WRITE_FETCH"
+                    with m.If(is_op[Request.READ]):
+                        m.d.comb += tx_start.eq(1)
+                        m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(count << 3)]
+                        m.next = "READ_ISSUE"
+                    with m.If(is_op[Request.EXEC]):
+                        m.next = "EXEC"
+                    with m.If(is_op[Request.RESET]):
+                        m.d.sync += exec_fields[:8].eq(Op.CLEAR)
+                        m.next = "EXEC"
             with m.State("INFO"):
                 # the ROM answers one cycle after its address, registered once more (block
                 # RAM is slow to its output): byte tx_count, two cycles after it is asked for
@@ -366,12 +394,13 @@ class CommandEngine(wiring.Component):
             with m.State("READ_WAIT"):
                 m.d.comb += self.addr.eq(address + word)
                 with m.If(self.rvalid):
-                    m.d.sync += [read_data.eq(self.rdata), byte_of_word.eq(0)]
+                    m.d.sync += byte_of_word.eq(0)
                     m.next = "READ_SEND"
-            with m.State("READ_SEND"):
-                m.d.comb += [tx_byte.eq(read_data[:8]), tx_byte_valid.eq(1)]
+            with m.State("READ_SEND"):   # the network holds ``rdata`` until the next read
+                m.d.comb += [tx_byte.eq(self.rdata.word_select(byte_of_word[:3], 8)),
+                             tx_byte_valid.eq(1)]
                 with m.If(tx_byte_taken):
-                    m.d.sync += [read_data.eq(read_data >> 8), byte_of_word.eq(byte_of_word + 1)]
+                    m.d.sync += byte_of_word.eq(byte_of_word + 1)
                     with m.If(byte_of_word == 7):
                         m.d.sync += word.eq(word + 1)
                         with m.If(word == last_word):

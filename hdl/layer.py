@@ -143,7 +143,8 @@ class LayerEngine(wiring.Component):
                      self.rd_lam.eq(regs["lam"][read_addr])]
 
         # -- sensitivity writes into this layer (from above, or the output unit) -------------
-        lam_valid, lam_index = Signal(), Signal(bits(n))
+        lam_valid = Signal()
+        lam_index = Signal(bits(n))
         lam_value = Signal(signed(sf.width))
         for p, pe in enumerate(pes):
             m.d.comb += [pe.lam_we.eq(lam_valid & (pe_of(n)[lam_index] == p)),
@@ -172,7 +173,9 @@ class LayerEngine(wiring.Component):
         m.d.sync += [self.sat_a.eq(Mux(self.forward_valid, sat_a, 0)),
                      self.sat_w.eq(sum(pe.sat_w for pe in pes))]
         sat_lam_blend = sum(pe.sat_lam for pe in pes)
-        sat_lam_tail, sat_lam_output = Signal(), Signal()  # targets written below / here
+        # targets written below / here
+        sat_lam_tail = Signal()
+        sat_lam_output = Signal()
 
         # -- skew memory of (a_{l-1}, d_{l-1}) -----------------------------------------------
         if l > 1:
@@ -181,7 +184,9 @@ class LayerEngine(wiring.Component):
             skew_wr, skew_grad, skew_tail = skew.write_port(), skew.read_port(), skew.read_port()
 
         # -- sequencer -----------------------------------------------------------------------
-        fold, col = Signal(bits(n_groups)), Signal(bits(C))  # ``fold``: the fold group
+        # ``fold``: the fold group
+        fold = Signal(bits(n_groups))
+        col = Signal(bits(C))
         issue = Signal(ctl)  # word being issued; its operand arrives SOURCE_LATENCY later
         # the last word's final write: a PE's at P + WRITE_LATENCY cycles; the backward tail's
         # target reaches the layer below at P + 8 and is written LAM_LATENCY cycles later
@@ -292,12 +297,15 @@ class LayerEngine(wiring.Component):
             m.d.sync += [tail[0].eq(pes[-1].ctl_out), tail[1].eq(tail[0]), tail[2].eq(tail[1])]
             at_tail = tail[2].valid & (tail[2].op == OP_BACKWARD) & tail[2].last
             psum = Signal(signed(cfg.backward_acc_bits(l)))
-            t_valid, t_col = Signal(), Signal(bits(n_in))
+            t_valid = Signal()
+            t_col = Signal(bits(n_in))
             m.d.comb += skew_tail.addr.eq(const_mul(self.slot_r, n_in) + tail[2].col)
             m.d.sync += [t_valid.eq(at_tail), t_col.eq(tail[2].col), psum.eq(pes[-1].psum_out)]
             # d_{l-1} (W^T lam) rounded, registered, then saturated into the target
             scaled = derivative_scale(psum, cfg.backward_frac, skew_tail.data.d, act_below, sf)
-            s_valid, s_col, s_value = Signal(), Signal(bits(n_in)), Signal(scaled.shape())
+            s_valid = Signal()
+            s_col = Signal(bits(n_in))
+            s_value = Signal(scaled.shape())
             m.d.sync += [s_valid.eq(t_valid), s_col.eq(t_col), s_value.eq(scaled)]
             target, sat = saturate(s_value, sf)
             m.d.sync += [self.lam_out_valid.eq(s_valid & self.backward_valid),
@@ -336,8 +344,10 @@ class LayerEngine(wiring.Component):
         last = got & (got_row == n - 1)
         rd_a, rd_d = self.rd_a, self.rd_d
         # a cycle later: the error a_L - y (registered), then lam_L = d_L (a_L - y)
-        err, d_r, err_row, writing = (Signal(signed(af.width + 1)), Signal(2),
-                                      Signal(bits(n)), Signal())
+        err = Signal(signed(af.width + 1))
+        d_r = Signal(2)
+        err_row = Signal(bits(n))
+        writing = Signal()
         m.d.sync += [err.eq(rd_a - self.y_data), d_r.eq(rd_d), err_row.eq(got_row),
                      writing.eq(got & self.output_valid & self.sensitivity_on)]
         target, sat = saturate(derivative_scale(err, af.frac_bits, d_r,
@@ -346,13 +356,16 @@ class LayerEngine(wiring.Component):
         m.d.comb += sat_lam_output.eq(writing & sat)
         # loss: |a_L - y|^2, three cycles later
         square = Signal(2 * af.width + 1)
-        sq_valid, sq_valid2 = Signal(), Signal()
+        sq_valid = Signal()
+        sq_valid2 = Signal()
         m.d.sync += [square.eq(err * err),
                      sq_valid.eq(got & self.output_valid), sq_valid2.eq(sq_valid)]
         m.d.comb += [self.loss_add.eq(square), self.loss_valid.eq(sq_valid2)]
         # correct: first largest output == first largest target
-        best_a, best_y = Signal(signed(af.width)), Signal(signed(af.width))
-        arg_a, arg_y = Signal(bits(n)), Signal(bits(n))
+        best_a = Signal(signed(af.width))
+        best_y = Signal(signed(af.width))
+        arg_a = Signal(bits(n))
+        arg_y = Signal(bits(n))
         with m.If(got):
             with m.If((got_row == 0) | (rd_a > best_a)):
                 m.d.sync += [best_a.eq(rd_a), arg_a.eq(got_row)]

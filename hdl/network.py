@@ -46,7 +46,8 @@ class RelaxationNetwork(wiring.Component):
         A command runs, or the status counters are still taking in its last events (a few
         cycles); the access bus is for idle time.
     addr, wdata, we, re, rdata, rvalid :
-        Access bus; reads answer :data:`READ_LATENCY` cycles after ``re`` (``rvalid``).
+        Access bus; reads answer :data:`READ_LATENCY` cycles after ``re`` (``rvalid``),
+        and ``rdata`` holds the answer until the next one.
     """
 
     def __init__(self, cfg, samples=2048, data_attrs=None):
@@ -79,7 +80,8 @@ class RelaxationNetwork(wiring.Component):
         cb = col_bits(cfg)
         # bus writes are gated by the controller having been idle for a cycle (a register:
         # no state decoding on the write paths into every PE); ``busy`` covers that cycle
-        in_idle, idle = Signal(), Signal(init=1)
+        in_idle = Signal()
+        idle = Signal(init=1)
         counting = Signal()   # the controller is not idle (``busy`` also waits for counters)
         m.d.sync += idle.eq(in_idle)
         for l, e in enumerate(engines, 1):
@@ -133,7 +135,9 @@ class RelaxationNetwork(wiring.Component):
                      status.add.cycles.eq(counting),
                      status.add.correct.eq(scoring & top.correct_add)]
         # set by the controller's states; the counter inputs are driven in one place
-        stepped, scored, updated = Signal(), Signal(), Signal()
+        stepped = Signal()
+        scored = Signal()
+        updated = Signal()
         m.d.comb += [status.add.steps.eq(stepped), status.add.samples.eq(scored),
                      status.add.updates.eq(updated)]
 
@@ -142,7 +146,10 @@ class RelaxationNetwork(wiring.Component):
         # after. One read is in flight at a time (the engine waits for ``rvalid``), so each
         # answer is caught in a register as it arrives and held; every read is answered
         # READ_LATENCY cycles after ``re``.
-        r_space, r_layer, r_counter, r_valid = Signal(4), Signal(bits(L)), Signal(4), Signal()
+        r_space = Signal(4)
+        r_layer = Signal(bits(L))
+        r_counter = Signal(4)
+        r_valid = Signal()
         r_counter_ok = Signal()   # the index names a status counter
         # r_layer: the engine's index (layer - 1), as narrow as the engines are few
         m.d.sync += [r_space.eq(space), r_layer.eq(Mux(layer >= 1, layer - 1, 0)[:bits(L)]),
@@ -178,11 +185,13 @@ class RelaxationNetwork(wiring.Component):
                     m.d.sync += stored.eq(x_mem.data)
                 with m.Case(Space.Y):
                     m.d.sync += stored.eq(y_mem.data)
-        with m.Switch(space_at[-1]):
-            with m.Case(Space.W, Space.G, Space.X, Space.Y):
-                m.d.sync += self.rdata.eq(stored)
-            with m.Default():
-                m.d.sync += self.rdata.eq(early)
+        # the answer is held until the next read's (the engine sends it from here)
+        with m.If(valid_at[-1]):
+            with m.Switch(space_at[-1]):
+                with m.Case(Space.W, Space.G, Space.X, Space.Y):
+                    m.d.sync += self.rdata.eq(stored)
+                with m.Default():
+                    m.d.sync += self.rdata.eq(early)
         m.d.sync += self.rvalid.eq(valid_at[-1])
 
         # -- controller ----------------------------------------------------------------------
@@ -190,10 +199,15 @@ class RelaxationNetwork(wiring.Component):
         t = Signal(17)            # step within the batch (train) or run (relax), 1-based
         batch_start = Signal(16)  # first sample of the batch
         batch_size = Signal(17)
-        remaining, finished = Signal(17), Signal()  # samples left in the command, none left
+        # samples left in the command, none left
+        remaining = Signal(17)
+        finished = Signal()
         end = Signal(17)                             # one past the command's last sample
         slots = [Signal(bits(e.depth), name=f"slot{l}") for l, e in enumerate(engines, 1)]
-        start, update_start, commit, seed_load = Signal(), Signal(), Signal(), Signal()
+        start = Signal()
+        update_start = Signal()
+        commit = Signal()
+        seed_load = Signal()
         all_done = Signal()
         m.d.comb += all_done.eq(sum(e.done for e in engines) == len(engines))
 
@@ -201,14 +215,21 @@ class RelaxationNetwork(wiring.Component):
             k = t.as_signed() - offset
             return (k >= 0) & (k < batch_size)
 
-        def sample_address(offset, width):
-            """Data-memory address of the batch's sample ``t - offset`` (its first sample
-            when that is a bubble, so every address stays inside the memory)."""
+        relax_mode = cmd.op == Op.RELAX
+
+        def batch_sample(offset):
+            """The sample of step ``t - offset`` (relax: the command's; train and infer: the
+            batch's, its first when that step is a bubble, so every address stays inside the
+            memory), registered during STEP: valid when the step starts."""
             k = t.as_signed() - offset
-            sample = Mux(in_batch(offset), batch_start + k, batch_start)[:16]
+            sample = Signal(16, name=f"sample_t{offset}")
+            m.d.sync += sample.eq(Mux(relax_mode, cmd.sample,
+                                      Mux(in_batch(offset), batch_start + k, batch_start)))
+            return sample
+
+        def address(sample, width):
             return const_mul(sample, width)[:self.data_bits]
 
-        relax_mode = cmd.op == Op.RELAX
         learning = cmd.op == Op.TRAIN
         for l, (e, slot) in enumerate(zip(engines, slots), 1):
             g = 2 + 2 * L - l  # gradient sample = t - g
@@ -217,7 +238,7 @@ class RelaxationNetwork(wiring.Component):
                 e.h_shift.eq(Mux(relax_mode, cmd.h_shift, 0)), e.lr_shift.eq(cmd.lr_shift),
                 e.seed.eq(cmd.seed), e.seed_load.eq(seed_load),
                 e.sensitivity_on.eq(relax_mode | learning)]
-            # what depends on the step number is registered (the SETTLE state gives it the
+            # what depends on the step number is registered (the STEP state gives it the
             # cycle): the sample arithmetic stays off the memories' address paths
             m.d.sync += [
                 e.forward_valid.eq(relax_mode | in_batch(l)),
@@ -231,13 +252,11 @@ class RelaxationNetwork(wiring.Component):
                 e.slot_r.eq(Mux(relax_mode, slot, Mux(slot == e.depth - 1, 0, slot + 1))),
             ]
             if l == 1:
-                m.d.sync += [
-                    e.x_fwd_base.eq(Mux(relax_mode, const_mul(cmd.sample, n0)[:self.data_bits],
-                                        sample_address(1, n0))),
-                    e.x_grad_base.eq(Mux(relax_mode, const_mul(cmd.sample, n0)[:self.data_bits],
-                                         sample_address(g, n0)))]
-        m.d.sync += top.y_base.eq(Mux(relax_mode, const_mul(cmd.sample, nL)[:self.data_bits],
-                                      sample_address(1 + L, nL)))
+                # the forward base is taken as the step starts: left combinational after its
+                # registered sample (for a power-of-two width the product is wiring)
+                m.d.comb += e.x_fwd_base.eq(address(batch_sample(1), n0))
+                m.d.sync += e.x_grad_base.eq(address(batch_sample(g), n0))
+        m.d.sync += top.y_base.eq(address(batch_sample(1 + L), nL))
 
         def advance_slots():
             for e, slot in zip(engines, slots):
@@ -246,7 +265,9 @@ class RelaxationNetwork(wiring.Component):
         # inference needs a sample only until its output is scored (step t = k + L + 1)
         steps_in_batch = Mux(learning, batch_size + 2 * L, batch_size + L + 1)
         # the commit's decisions, registered while the step runs (t is constant then)
-        last_relax_step, last_batch_step, sample_scored = Signal(), Signal(), Signal()
+        last_relax_step = Signal()
+        last_batch_step = Signal()
+        sample_scored = Signal()
         m.d.sync += [last_relax_step.eq(t == cmd.count), last_batch_step.eq(t == steps_in_batch),
                      sample_scored.eq(in_batch(1 + L))]
         # busy until the counters hold every event of the command

@@ -159,7 +159,9 @@ class ProcessingElement(wiring.Component):
 
         # -- local copies of the command's shifts (constant while a command runs): the
         # broadcast from the controller stays off the arithmetic paths
-        h_shift, lr_shift, h_half = Signal(4), Signal(5), Signal(16)
+        h_shift = Signal(4)
+        lr_shift = Signal(5)
+        h_half = Signal(16)
         m.d.sync += [h_shift.eq(self.h_shift), lr_shift.eq(self.lr_shift),
                      h_half.eq((1 << h_shift) >> 1)]
 
@@ -180,7 +182,9 @@ class ProcessingElement(wiring.Component):
         M = cfg.mults[self.layer - 1]
         lanes = [list(range(k, F, M)) for k in range(M)]
         lanes = [folds for folds in lanes if folds]
-        lane_now, mem_lane = Signal(bits(M)), Signal(bits(M))  # mem_lane: one cycle later
+        # mem_lane: one cycle later
+        lane_now = Signal(bits(M))
+        mem_lane = Signal(bits(M))
         m.d.comb += lane_now.eq(Array(Const(f % M, bits(M)) for f in range(F))[self.mem_fold]
                                 if F > 1 else 0)
         m.d.sync += mem_lane.eq(lane_now)
@@ -190,7 +194,9 @@ class ProcessingElement(wiring.Component):
 
         stochastic = cfg.rounding == "stochastic"
         # the update's shift and its rounding masks, registered (constant during a command)
-        shift, mask, half = Signal(6), Signal(33), Signal(33)
+        shift = Signal(6)
+        mask = Signal(33)
+        half = Signal(33)
         m.d.sync += [shift.eq(cfg.gradient_frac - mf.frac_bits + lr_shift),
                      mask.eq((1 << shift) - 1), half.eq((1 << shift) >> 1)]
         # the shift in two parts: a constant one (free wiring), then the learning rate's,
@@ -200,7 +206,8 @@ class ProcessingElement(wiring.Component):
         rate_shift = Signal(5 if base_shift >= 0 else 6)
         m.d.sync += rate_shift.eq(base_shift - fixed_shift + lr_shift)
         products, sats_a, sats_w = [], [], []
-        finished, finished_group = Signal(), Signal.like(c3.fold)  # the full group number
+        finished = Signal()   # finished_group: the full group number
+        finished_group = Signal.like(c3.fold)
         m.d.sync += finished.eq(0)
         with m.If((c3.op == OP_FORWARD) & c3.valid & c3.last):
             m.d.sync += [finished.eq(1), finished_group.eq(c3.fold)]

@@ -71,7 +71,8 @@ class StatusCounters(wiring.Component):
         # cleared since) is registered; cycle 2: the sum is written (a 64-bit carry chain of
         # its own). Visits of one word are ROUND > 2 cycles apart, so they never overlap.
         stale = Signal(n, init=(1 << n) - 1)   # counters cleared (or reset), not yet rewritten
-        taken, word = Signal(64), Signal(64)
+        taken = Signal(64)
+        word = Signal(64)
         visited = delay(m, visit, 2, "visited")
         valid = delay(m, Const(1), 2, "visit_valid")
         m.d.comb += visit_rd.addr.eq(visit)
@@ -83,7 +84,8 @@ class StatusCounters(wiring.Component):
                 m.d.sync += pending[s].eq(pending[s] + add[s])
 
         was_stale = stale.bit_select(visited[1], 1)
-        changes, addend = Signal(), Signal(64)
+        changes = Signal()
+        addend = Signal(64)
         m.d.sync += [word.eq(Mux(was_stale, 0, visit_rd.data)), addend.eq(taken),
                      changes.eq(was_stale | taken.any()),
                      stale.eq(stale & ~(valid[1] << visited[1])[:n])]

@@ -8,7 +8,6 @@ is not ready is dropped (the protocol is request/response, so the host never sen
 from amaranth import Module, Signal, Cat, Mux
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
-from amaranth.lib.fifo import SyncFIFO
 
 from .top import Accelerator
 
@@ -116,13 +115,18 @@ class UARTAccelerator(wiring.Component):
                                                board=self.board, data_attrs=self.data_attrs)
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
-        # a two-byte FIFO keeps the transmitter's ready off the command engine's state logic
-        m.submodules.tx_fifo = fifo = SyncFIFO(width=8, depth=2)
         wiring.connect(m, rx.bytes, core.rx)
-        m.d.comb += [fifo.w_data.eq(core.tx.payload), fifo.w_en.eq(core.tx.valid),
-                     core.tx.ready.eq(fifo.w_rdy),
-                     tx.bytes.payload.eq(fifo.r_data), tx.bytes.valid.eq(fifo.r_rdy),
-                     fifo.r_en.eq(tx.bytes.ready)]
+        # one byte held between the command engine and the transmitter, taken only when the
+        # holder is empty: every signal between them is a register (the engine's reply logic
+        # is long), and a byte every other cycle is far faster than the line
+        held = Signal(8)
+        full = Signal()
+        m.d.comb += [core.tx.ready.eq(~full),
+                     tx.bytes.payload.eq(held), tx.bytes.valid.eq(full)]
+        with m.If(tx.bytes.ready):
+            m.d.sync += full.eq(0)
+        with m.If(core.tx.valid & ~full):
+            m.d.sync += [held.eq(core.tx.payload), full.eq(1)]
         m.d.comb += [rx.rx_pin.eq(self.rx_pin), self.tx_pin.eq(tx.tx_pin),
                      self.busy.eq(core.busy), self.idle.eq(core.idle),
                      self.failed.eq(core.failed)]
