@@ -15,9 +15,11 @@ ULX3S_85F = register(Board(
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),
     preset={"net": "64-16-10", "act": "leaky_relu,identity", "pes": "4,2",
-            "rounding": "stochastic", "samples": 1800},   # digits and a scratch slot
+            # 1024 samples: with digits' 1,798 the data set's 150 block RAMs, spread over
+            # the chip, held the clock to 60-72 MHz
+            "rounding": "stochastic", "samples": 1024},
     programmer=["openFPGALoader", "--board", "ulx3s"], reset_button="button_pwr",
-    # router2 routes the preset in about 90 s; the default router1 was still resolving
-    # congestion after 25 minutes
-    nextpnr_opts="--router router2",
+    # the static placer and router2 build the preset in about 5 minutes; the defaults took
+    # 7 to over 25 (router1 was still resolving congestion when stopped)
+    nextpnr_opts="--router router2 --placer static",
 ))

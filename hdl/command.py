@@ -48,7 +48,8 @@ class CommandEngine(wiring.Component):
     ----------
     rx : In(stream of 8 bits)  bytes from the host.
     tx : Out(stream of 8 bits) bytes to the host.
-    cmd, addr, wdata, we, re, rdata, rvalid, busy : the network's interface, mirrored.
+    cmd, addr, wdata, we, re, rdata, rvalid, busy : the network's interface, mirrored
+        (replies are sent from ``rdata``, which holds each answer until the next read).
     idle : Out(1)  waiting for the first byte of a frame, nothing left to send.
     failed : Out(1)  the last reply was an error (a board shows it on a LED).
     """
@@ -145,7 +146,6 @@ class CommandEngine(wiring.Component):
                     m.next = "IDLE"
 
         # -- payload fields (little-endian, read from the buffer) -----------------------------
-        field = Signal(32)      # assembled little-endian bytes
         address = Signal(32)
         count = Signal(16)
         space, layer, idx = address[24:28], address[20:24], address[:20]
@@ -197,9 +197,7 @@ class CommandEngine(wiring.Component):
         last_word = Signal(16)
         last_byte = Signal(16)
         fields_end = Signal(17)
-        e_end = Signal(17)   # e_sample + e_count, registered like ``end``
-        m.d.sync += e_end.eq(e_sample + e_count)
-        samples_ok = (e_count >= 1) & (e_end <= net.samples) & (e_batch >= 1)
+        samples_ok = (e_count >= 1) & (e_sample + e_count <= net.samples) & (e_batch >= 1)
         with m.Switch(e_op):
             with m.Case(Op.RELAX):
                 m.d.comb += exec_ok.eq((e_sample < net.samples) & (e_h <= 15) & (e_grad <= 1))
@@ -373,14 +371,17 @@ class CommandEngine(wiring.Component):
                 m.d.sync += index.eq(index + 1)
                 m.next = "WRITE_BYTE"
             with m.State("WRITE_BYTE"):
-                m.d.sync += [field.eq(Cat(field[8:], buf_rd.data)),
+                # the word's bytes shift in at the top of exec_fields (free once a
+                # WRITE's address and count are taken from it)
+                m.d.sync += [exec_fields.eq(Cat(exec_fields[8:], buf_rd.data)),
                              byte_of_word.eq(byte_of_word + 1)]
                 with m.If(byte_of_word == 3):
                     m.next = "WRITE_WORD"
                 with m.Else():
                     m.next = "WRITE_FETCH"
             with m.State("WRITE_WORD"):
-                m.d.comb += [self.addr.eq(address + word), self.wdata.eq(field), self.we.eq(1)]
+                m.d.comb += [self.addr.eq(address + word), self.wdata.eq(exec_fields[-32:]),
+                             self.we.eq(1)]
                 m.d.sync += [word.eq(word + 1), byte_of_word.eq(0)]
                 with m.If(word == last_word):
                     m.d.comb += tx_start.eq(1)

@@ -3,10 +3,9 @@ outputs.
 
 A data set of thousands of samples spans a hundred block RAMs spread over the whole chip; one
 address bus into all of them and one read mux out of them are long paths. Here the memory is
-split into banks (one iCE40UP5K SPRAM, :data:`SPRAM_BANK_WORDS`, or four block RAMs,
-:data:`BLOCK_BANK_WORDS`): each bank registers its own copy of the address and write
-controls, its output is registered next to its blocks, and the bank select is registered once
-more. Reads take
+split into banks of :data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 DP16KD): each
+bank registers its own copy of the address and write controls, its output is registered next
+to its blocks, and the bank select is registered once more. Reads take
 :attr:`DataMemory.LATENCY` cycles, writes land a cycle after they are asked for, and every
 stage is short.
 """
@@ -18,19 +17,15 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import delay
 
-__all__ = ["DataMemory", "SPRAM_BANK_WORDS", "BLOCK_BANK_WORDS"]
+__all__ = ["DataMemory", "BANK_WORDS"]
 
-#: Words per bank in SPRAM: one 256 kbit SPRAM of 16-bit words.
-SPRAM_BANK_WORDS = 16384
-#: Words per bank in block RAM: four ECP5 DP16KD of 1024 x 18. With sixteen per bank the
-#: placer spread a bank's blocks over the chip (15 ns from the address register to one).
-BLOCK_BANK_WORDS = 4096
+#: Words per bank: one 256 kbit SPRAM of 16-bit words.
+BANK_WORDS = 16384
 
 
 class DataMemory(wiring.Component):
     """``depth`` words of ``signed(width)`` in banks of ``bank_words``; ``attrs``: synthesis
-    attributes of the banks (``{"ram_style": "huge"}`` puts them in the iCE40UP5K's SPRAM, in
-    banks of :data:`SPRAM_BANK_WORDS`; otherwise banks are :data:`BLOCK_BANK_WORDS`).
+    attributes of the banks (``{"ram_style": "huge"}`` puts them in the iCE40UP5K's SPRAM).
 
     Attributes
     ----------
@@ -43,10 +38,7 @@ class DataMemory(wiring.Component):
     #: register, the bank select.
     LATENCY = 4
 
-    def __init__(self, width, depth, attrs=None, bank_words=None):
-        if bank_words is None:
-            huge = dict(attrs or {}).get("ram_style") == "huge"
-            bank_words = SPRAM_BANK_WORDS if huge else BLOCK_BANK_WORDS
+    def __init__(self, width, depth, attrs=None, bank_words=BANK_WORDS):
         assert bank_words & (bank_words - 1) == 0, "banks are a power of two words"
         self.width, self.depth, self.attrs = width, depth, dict(attrs or {})
         self.bank_words = bank_words

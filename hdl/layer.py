@@ -151,20 +151,27 @@ class LayerEngine(wiring.Component):
                          pe.lam_fold.eq(fold_of(n)[lam_index]), pe.lam_target.eq(lam_value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
-        # (the network delays its idle-time reads of the registers to match)
+        # (the network delays its idle-time reads of the registers to match). Each PE takes
+        # in only its own writes and addresses: identical registers, one per PE, would be
+        # merged by Yosys into one that drives every PE (the ECP5's slowest path at 75.9 MHz)
         for p, pe in enumerate(pes):
-            m.d.sync += [pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p)),
-                         pe.reg_kind.eq(self.reg_kind), pe.reg_fold.eq(fold_of(n)[self.reg_index]),
-                         pe.reg_value.eq(self.reg_value)]
+            mine = pe_of(n)[self.reg_index] == p
+            m.d.sync += pe.reg_we.eq(self.reg_we & mine)
+            with m.If(self.reg_we & mine):
+                m.d.sync += [pe.reg_kind.eq(self.reg_kind),
+                             pe.reg_fold.eq(fold_of(n)[self.reg_index]),
+                             pe.reg_value.eq(self.reg_value)]
 
         # -- idle-time memory access ---------------------------------------------------------
         mem_pe = Signal(bits(P))   # the PE whose read answers now
         m.d.sync += mem_pe.eq(
             delay(m, pe_of(n)[self.mem_row], READBACK_LATENCY - 2, "mem_pe")[-1])
         for p, pe in enumerate(pes):
-            m.d.sync += [pe.mem_fold.eq(fold_of(n)[self.mem_row]), pe.mem_col.eq(self.mem_col),
-                         pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p)),
-                         pe.w_wdata.eq(self.w_wdata)]
+            mine = pe_of(n)[self.mem_row] == p
+            m.d.sync += pe.w_we.eq(self.w_we & mine)
+            with m.If(mine):
+                m.d.sync += [pe.mem_fold.eq(fold_of(n)[self.mem_row]),
+                             pe.mem_col.eq(self.mem_col), pe.w_wdata.eq(self.w_wdata)]
         m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
                      self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
 

@@ -216,8 +216,8 @@ def cmd_train(args):
 
     def human():
         print(f"device {args.device}: {cfg.describe()}")
-        print(f"data set {args.dataset}: batch {args.batch}, eta 2^-{args.lr_shift}, "
-              f"seed {args.seed}")
+        print(f"data set {args.dataset}: {result['train_samples']} training samples, "
+              f"batch {args.batch}, eta 2^-{args.lr_shift}, seed {args.seed}")
         print(f"{'epoch':>5}  {'device loss':>11}  {'device acc':>10}  {'float32 loss':>12}  "
               f"{'float32 acc':>11}")
         for e, (d, f) in enumerate(zip(result["epochs"], f_records), 1):

@@ -115,13 +115,20 @@ class BoardDevice:
         return records
 
     def evaluate(self, x, y, batch=64):
-        """On-chip inference over a labelled set: ``(mean loss, accuracy)``."""
+        """On-chip inference over a labelled set: ``(mean loss, accuracy)``. The set goes
+        after the training set, in as many pieces as the memory left there needs."""
+        x, y = np.atleast_2d(x), np.atleast_2d(y)
         first = self.train_samples
-        self._write_samples(first, x, y)
-        self.link.reset()
-        self.link.execute(op=Op.INFER, sample=first, count=len(x), batch=batch)
-        st = self.status()
-        return self._mean_loss(st, len(x)), st["correct"] / len(x)
+        room = self.capacity - first
+        loss = correct = 0
+        for start in range(0, len(x), room):
+            piece = slice(start, start + room)
+            self._write_samples(first, x[piece], y[piece])
+            self.link.reset()
+            self.link.execute(op=Op.INFER, sample=first, count=len(x[piece]), batch=batch)
+            st = self.status()
+            loss, correct = loss + st["loss"], correct + st["correct"]
+        return self._mean_loss({"loss": loss}, len(x)), correct / len(x)
 
     def _mean_loss(self, status, samples):
         """The loss counter (``sum |a_L - y|^2``, raw) as the mean of ``|a_L - y|^2 / 2``."""

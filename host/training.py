@@ -56,6 +56,9 @@ def run_training(device, cfg, dataset, epochs, batch, lr_shift, seed, progress=N
     final device parameters under ``"params"``."""
     dataset.check(cfg)
     train, test = split(dataset, seed)
+    # a small board's data memory holds part of the training set (one slot stays free for
+    # single samples): it trains on as many as fit, float32 on the same ones
+    train = train.subset(np.arange(min(len(train), device.capacity - 1)))
     Ws, bs = float_model.lecun_init(cfg.sizes, np.random.default_rng(seed))
     started = time.perf_counter()
     device.write_params(Ws, bs)
@@ -65,7 +68,7 @@ def run_training(device, cfg, dataset, epochs, batch, lr_shift, seed, progress=N
     _, test_acc = device.evaluate(test.x, test.y)
     f_records, fWs, fbs = train_float32(cfg, Ws, bs, train, epochs, batch, lr_shift)
     f_out, _ = float_model.forward(fWs, fbs, cfg.activations, test.x.astype(np.float32))
-    return {"epochs": records, "test_acc": test_acc,
+    return {"epochs": records, "test_acc": test_acc, "train_samples": len(train),
             "float32_test_acc": accuracy(f_out[-1], np.argmax(test.y, 1)),
             "seconds": seconds, "float32_epochs": f_records,
             "params": device.read_params()}

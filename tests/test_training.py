@@ -39,3 +39,17 @@ def test_dataset_of_the_wrong_shape_is_rejected(tmp_path):
         load(str(path))
     with pytest.raises(DatasetError, match="not found"):
         load(str(tmp_path / "missing.npz"))
+
+
+def test_a_small_data_memory_trains_on_what_fits_and_evaluates_in_pieces():
+    cfg = NetConfig.from_strings("64-10", "identity", lr_shift=6)
+    data = load_digits().subset(np.arange(300))
+    small = open_device("golden", cfg, 150)     # 149 training slots and the scratch slot
+    r = run_training(small, cfg, data, 2, 16, 6, seed=1)
+    assert r["train_samples"] == 149
+    # the held-out set (60) went in after the training set in pieces of the one free slot;
+    # a device with room for all of it, holding the same weights, agrees exactly
+    test = data.split(0.2, seed=0)[1]
+    large = open_device("golden", cfg, 1000)
+    large.write_params(*r["params"])
+    assert small.evaluate(test.x, test.y) == large.evaluate(test.x, test.y)
