@@ -66,7 +66,8 @@ class LayerEngine(wiring.Component):
     lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
-        writes land a cycle later than they would straight from the ports; ``w_rdata``,
+        writes reach the PEs a cycle later than they would straight from the ports (a
+        register written at cycle 0 holds the value from cycle 3); ``w_rdata``,
         ``g_rdata`` answer :data:`READBACK_LATENCY` cycles after ``mem_row``,
         ``mem_col``.
     sat_a, sat_lam, sat_w : saturation events, counted a cycle or two after they happen.

@@ -98,10 +98,9 @@ class RelaxationNetwork(wiring.Component):
                      y_mem.wdata.eq(self.wdata), y_mem.we.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
-        # idle-time reads of the registers are a cycle late, as the layers' writes are: a
-        # read after a write sees it
-        read_index = Signal.like(index)
-        m.d.sync += read_index.eq(index)
+        # idle-time reads of the registers are two cycles late, as the layers' writes are (a
+        # cycle in the layer, a cycle through the next register): a read after a write sees it
+        read_index = delay(m, index, 2, "read_index")[-1]
         for l, e in enumerate(engines, 1):
             if l == 1:
                 m.d.comb += [x_mem.addr.eq(Mux(counting, e.src_addr, index)),
@@ -162,15 +161,15 @@ class RelaxationNetwork(wiring.Component):
         counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
         m.d.comb += status.raddr.eq(r_counter)
-        early = Signal(64)   # registers and counters, caught at edge 3
-        with m.If(valid_at[1]):
-            with m.Switch(space_at[1]):
+        early = Signal(64)   # counters, caught at edge 3, registers at edge 4
+        with m.If(valid_at[1] & (space_at[1] == Space.STATUS)):
+            m.d.sync += early.eq(Mux(counter_ok_at[1], status.rdata, 0))
+        with m.If(valid_at[2]):
+            with m.Switch(space_at[2]):
                 for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
                     with m.Case(sp):
-                        value = pick(attr, layer_at[1])
+                        value = pick(attr, layer_at[2])
                         m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
-                with m.Case(Space.STATUS):
-                    m.d.sync += early.eq(Mux(counter_ok_at[1], status.rdata, 0))
         stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits, af.width)))
         # weights and gradients, and the data set, caught as they arrive
         with m.If(valid_at[READBACK_LATENCY - 1]):
