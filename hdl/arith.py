@@ -1,7 +1,7 @@
 """Fixed-point arithmetic as Amaranth expressions, the same operations as :mod:`.fixed`:
 round half up by a constant shift, saturation into a format with an overflow flag."""
 
-from amaranth import Mux, Const, Signal
+from amaranth import Mux, Const, Signal, Cat
 
 from .fixed import SQ
 
@@ -24,11 +24,21 @@ def round_shift(value, shift):
 
 def saturate(value, fmt: SQ):
     """``(clipped, overflowed)``: ``value`` clipped into ``fmt`` (a ``signed(fmt.width)``
-    Value) and a 1-bit flag."""
-    over = value > fmt.raw_max
-    under = value < fmt.raw_min
-    clipped = Mux(over, fmt.raw_max, Mux(under, fmt.raw_min, value))
-    return clipped.as_signed()[:fmt.width].as_signed(), over | under
+    Value) and a 1-bit flag.
+
+    ``value`` fits when its bits from ``fmt``'s sign bit up are all equal: a test of a few
+    top bits in LUTs, where comparisons with the limits would be two more carry chains after
+    the (usually just computed) value."""
+    if not value.shape().signed:
+        value = Cat(value, Const(0, 1)).as_signed()
+    w = fmt.width
+    if len(value) <= w:
+        return value.as_signed(), Const(0, 1)
+    top, sign = value[w - 1:], value[-1]
+    over = ~sign & top.any()
+    under = sign & ~top.all()
+    clipped = Mux(over, fmt.raw_max, Mux(under, fmt.raw_min, value[:w]))
+    return clipped.as_signed()[:w].as_signed(), over | under
 
 
 def derivative_scale(value, frac, code, act, fmt: SQ):
