@@ -217,6 +217,10 @@ class CommandEngine(wiring.Component):
         # -- receiver and executor -----------------------------------------------------------
         word = Signal(range(MAX_WRITE_WORDS + 1))
         byte_of_word = Signal(4)
+        # word == last_word, registered (a 16-bit comparison before the reply's start and the
+        # receiver's state): word changes at least two cycles before it is tested again
+        at_last_word = Signal()
+        m.d.sync += at_last_word.eq(word == last_word)
         m.d.comb += [buf_wr.data.eq(self.rx.payload), buf_wr.addr.eq(index),
                      info_rd.addr.eq(tx_count)]
         receiving = Signal()
@@ -383,7 +387,7 @@ class CommandEngine(wiring.Component):
                 m.d.comb += [self.addr.eq(address + word), self.wdata.eq(exec_fields[-32:]),
                              self.we.eq(1)]
                 m.d.sync += [word.eq(word + 1), byte_of_word.eq(0)]
-                with m.If(word == last_word):
+                with m.If(at_last_word):
                     m.d.comb += tx_start.eq(1)
                     m.d.sync += [tx_op.eq(op | 0x80), tx_len.eq(0)]
                     m.next = "REPLY_WAIT"
@@ -404,7 +408,7 @@ class CommandEngine(wiring.Component):
                     m.d.sync += byte_of_word.eq(byte_of_word + 1)
                     with m.If(byte_of_word == 7):
                         m.d.sync += word.eq(word + 1)
-                        with m.If(word == last_word):
+                        with m.If(at_last_word):
                             m.next = "REPLY_WAIT"
                         with m.Else():
                             m.next = "READ_ISSUE"

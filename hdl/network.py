@@ -219,11 +219,14 @@ class RelaxationNetwork(wiring.Component):
         def batch_sample(offset):
             """The sample of step ``t - offset`` (relax: the command's; train and infer: the
             batch's, its first when that step is a bubble, so every address stays inside the
-            memory), registered during STEP: valid when the step starts."""
-            k = t.as_signed() - offset
+            memory): ``t - offset`` and the batch test registered during STEP, the sample
+            during STEP_SAMPLE, valid when the step starts."""
+            k = Signal(signed(len(t) + 1), name=f"k_t{offset}")
+            inside = Signal(name=f"in_batch_t{offset}")
+            m.d.sync += [k.eq(t.as_signed() - offset), inside.eq(in_batch(offset))]
             sample = Signal(16, name=f"sample_t{offset}")
             m.d.sync += sample.eq(Mux(relax_mode, cmd.sample,
-                                      Mux(in_batch(offset), batch_start + k, batch_start)))
+                                      Mux(inside, batch_start + k, batch_start)))
             return sample
 
         def address(sample, width):
@@ -306,6 +309,8 @@ class RelaxationNetwork(wiring.Component):
                 with m.Else():
                     m.next = "STEP"
             with m.State("STEP"):   # the registered step controls settle
+                m.next = "STEP_SAMPLE"
+            with m.State("STEP_SAMPLE"):   # and the step's samples (two registered stages)
                 m.next = "START"
             with m.State("START"):
                 m.d.comb += [start.eq(1), scoring.eq(~relax_mode)]
