@@ -98,12 +98,15 @@ class RelaxationNetwork(wiring.Component):
                      y_mem.wdata.eq(self.wdata), y_mem.we.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
+        # the layers address the memories from the cycle after the controller leaves IDLE
+        # (``idle``, a register, not the state's decoding: the layers' first addresses come
+        # two cycles later) to the cycle after it is back
         # idle-time reads of the registers are two cycles late, as the layers' writes are (a
         # cycle in the layer, a cycle through the next register): a read after a write sees it
         read_index = delay(m, index, 2, "read_index")[-1]
         for l, e in enumerate(engines, 1):
             if l == 1:
-                m.d.comb += [x_mem.addr.eq(Mux(counting, e.src_addr, index)),
+                m.d.comb += [x_mem.addr.eq(Mux(idle, index, e.src_addr)),
                              e.src_a.eq(x_mem.data)]
             else:
                 # the layer below answers in one cycle; delayed to the data memory's latency,
@@ -111,13 +114,13 @@ class RelaxationNetwork(wiring.Component):
                 below = engines[l - 2]
                 src_a = delay(m, below.rd_a, SOURCE_LATENCY - 1, f"src_a{l}")[-1]
                 src_d = delay(m, below.rd_d, SOURCE_LATENCY - 1, f"src_d{l}")[-1]
-                m.d.comb += [below.rd_addr.eq(Mux(counting, e.src_addr, read_index)),
+                m.d.comb += [below.rd_addr.eq(Mux(idle, read_index, e.src_addr)),
                              e.src_a.eq(src_a), e.src_d.eq(src_d),
                              below.lam_in_valid.eq(e.lam_out_valid),
                              below.lam_in_index.eq(e.lam_out_index),
                              below.lam_in_value.eq(e.lam_out_value)]
         top = engines[-1]
-        m.d.comb += [top.rd_addr.eq(read_index), y_mem.addr.eq(Mux(counting, top.y_addr, index)),
+        m.d.comb += [top.rd_addr.eq(read_index), y_mem.addr.eq(Mux(idle, index, top.y_addr)),
                      top.y_data.eq(y_mem.data)]
 
         # -- status counters -----------------------------------------------------------------
