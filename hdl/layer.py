@@ -25,11 +25,15 @@ from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
                  OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY)
 
-__all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY", "READBACK_LATENCY"]
+__all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY", "READBACK_LATENCY",
+           "REGISTER_READ_LATENCY"]
 
 #: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
 #: read latency, to which the network delays the layer below's registers too.
 SOURCE_LATENCY = DataMemory.LATENCY
+#: Cycles from ``rd_addr`` to ``rd_a``, ``rd_d``, ``rd_lam``: the address's register, the
+#: registers' multiplexer into the answer's register.
+REGISTER_READ_LATENCY = 2
 #: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register of the
 #: address, the PE's memory read, its register, the layer's register.
 READBACK_LATENCY = 4
@@ -61,7 +65,7 @@ class LayerEngine(wiring.Component):
         cycles latency); for layer 1 ``src_addr`` addresses the data memory from
         ``x_fwd_base`` / ``x_grad_base``.
     rd_addr, rd_a, rd_d, rd_lam :
-        Read port of this layer's current registers (one cycle latency).
+        Read port of this layer's current registers (:data:`REGISTER_READ_LATENCY`).
     lam_in_* : sensitivity targets written by the layer above.
     lam_out_* : (``l >= 2``) sensitivity targets for the layer below.
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
@@ -140,8 +144,12 @@ class LayerEngine(wiring.Component):
                 for kind in ("a", "d", "lam")}
         read_addr = Signal(bits(n))  # the output unit's while it runs, else rd_addr
         output_busy = Signal()
-        m.d.sync += [self.rd_a.eq(regs["a"][read_addr]), self.rd_d.eq(regs["d"][read_addr]),
-                     self.rd_lam.eq(regs["lam"][read_addr])]
+        # the address is registered before it fans out to every register's multiplexer (the
+        # ECP5 preset's slowest path otherwise: 8 ns of wire after the address's source)
+        read_addr_r = Signal(bits(n))
+        m.d.sync += [read_addr_r.eq(read_addr),
+                     self.rd_a.eq(regs["a"][read_addr_r]), self.rd_d.eq(regs["d"][read_addr_r]),
+                     self.rd_lam.eq(regs["lam"][read_addr_r])]
 
         # -- sensitivity writes into this layer (from above, or the output unit) -------------
         lam_valid = Signal()
@@ -342,12 +350,13 @@ class LayerEngine(wiring.Component):
             m.d.sync += row.eq(row + 1)
             with m.If(row == n - 1):
                 m.d.sync += running.eq(0)
-        # SOURCE_LATENCY cycles later: y[r], and a_L[r], d_L[r], read a cycle before (the row
-        # is delayed rather than the registers read: fewer bits)
+        # SOURCE_LATENCY cycles later: y[r], and a_L[r], d_L[r], read REGISTER_READ_LATENCY
+        # cycles before (the row is delayed rather than the registers read: fewer bits)
+        early = SOURCE_LATENCY - REGISTER_READ_LATENCY
         reading = delay(m, running, SOURCE_LATENCY, "reading")
         rows = delay(m, row, SOURCE_LATENCY, "got_row")
         m.d.comb += [self.y_addr.eq(self.y_base + row),
-                     read_addr.eq(Mux(reading[-2], rows[-2], self.rd_addr))]
+                     read_addr.eq(Mux(reading[early], rows[early], self.rd_addr))]
         got, got_row = reading[-1], rows[-1]
         last = got & (got_row == n - 1)
         rd_a, rd_d = self.rd_a, self.rd_d

@@ -15,7 +15,7 @@ from amaranth import Module, Signal, Mux, Array, signed
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-from .layer import LayerEngine, SOURCE_LATENCY, READBACK_LATENCY
+from .layer import LayerEngine, SOURCE_LATENCY, READBACK_LATENCY, REGISTER_READ_LATENCY
 from .arith import const_mul, delay
 from .datamem import DataMemory
 from .pe import bits
@@ -109,11 +109,13 @@ class RelaxationNetwork(wiring.Component):
                 m.d.comb += [x_mem.addr.eq(Mux(idle, index, e.src_addr)),
                              e.src_a.eq(x_mem.data)]
             else:
-                # the layer below answers in one cycle; delayed to the data memory's latency,
-                # every layer sees its source SOURCE_LATENCY cycles after the address
+                # the layer below answers in REGISTER_READ_LATENCY cycles; delayed to the data
+                # memory's latency, every layer sees its source SOURCE_LATENCY cycles after the
+                # address
                 below = engines[l - 2]
-                src_a = delay(m, below.rd_a, SOURCE_LATENCY - 1, f"src_a{l}")[-1]
-                src_d = delay(m, below.rd_d, SOURCE_LATENCY - 1, f"src_d{l}")[-1]
+                extra = SOURCE_LATENCY - REGISTER_READ_LATENCY
+                src_a = delay(m, below.rd_a, extra, f"src_a{l}")[-1]
+                src_d = delay(m, below.rd_d, extra, f"src_d{l}")[-1]
                 m.d.comb += [below.rd_addr.eq(Mux(idle, read_index, e.src_addr)),
                              e.src_a.eq(src_a), e.src_d.eq(src_d),
                              below.lam_in_valid.eq(e.lam_out_valid),
@@ -164,14 +166,15 @@ class RelaxationNetwork(wiring.Component):
         counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
         m.d.comb += status.raddr.eq(r_counter)
-        early = Signal(64)   # counters, caught at edge 3, registers at edge 4
+        early = Signal(64)   # counters, caught at edge 3, registers at edge 5
+        regs_at = 1 + REGISTER_READ_LATENCY   # the registers' answer is in rd_* at [regs_at]
         with m.If(valid_at[1] & (space_at[1] == Space.STATUS)):
             m.d.sync += early.eq(Mux(counter_ok_at[1], status.rdata, 0))
-        with m.If(valid_at[2]):
-            with m.Switch(space_at[2]):
+        with m.If(valid_at[regs_at]):
+            with m.Switch(space_at[regs_at]):
                 for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
                     with m.Case(sp):
-                        value = pick(attr, layer_at[2])
+                        value = pick(attr, layer_at[regs_at])
                         m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
         stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits, af.width)))
         # weights and gradients, and the data set, caught as they arrive
