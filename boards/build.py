@@ -125,6 +125,13 @@ HIDE_ELEMENT_ALIASES = r"rename -hide w:*\[* i:* o:* %u %d"
 # from Verilog, as the gate-level check does, the ports are merged that way in the first place.)
 COLLISIONS_UNDEFINED = "memory_nordff a:no_rw_check"
 
+# Amaranth's state machines keep their state in a register with an init value, and Yosys's
+# fsm_detect leaves such registers alone: the control paths then decode binary states (the
+# iCE40's slowest paths were the command engine's). Without the init value (the domain's
+# reset, which the board wrapper holds until the PLL locks and the tests assert first, puts
+# every machine in its first state) Yosys extracts them and encodes them one-hot.
+RECODE_FSMS = "setattr -unset init w:fsm_state w:*_state"
+
 # synth_<family>'s map_luts step with the classic ABC instead of abc9
 CLASSIC_LUT_MAPPING = {
     "ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; ",
@@ -144,7 +151,7 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
     # undefined (the host uploads before any use) and their all-zero initialisers are dropped
     after_read = (r"delete *.x_mem/t:$meminit_v2 *.y_mem/t:$meminit_v2; "
                   if board.data_memory_attrs else "")
-    after_read += f"{HIDE_ELEMENT_ALIASES}; {COLLISIONS_UNDEFINED}"
+    after_read += f"{HIDE_ELEMENT_ALIASES}; {COLLISIONS_UNDEFINED}; {RECODE_FSMS}"
 
     plan = board.platform().prepare(
         BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,

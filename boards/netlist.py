@@ -11,7 +11,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from .board import BoardError
-from .build import tool_environment, HIDE_ELEMENT_ALIASES
+from .build import tool_environment, HIDE_ELEMENT_ALIASES, RECODE_FSMS
 
 __all__ = ["synthesize_netlist", "cell_models", "SYNTH", "MODEL_DEFINES"]
 
@@ -35,7 +35,7 @@ def synthesize_netlist(design, family, directory, toplevel):
     source = directory / f"{toplevel}.rtl.v"
     source.write_text(verilog.convert(design, name=toplevel))
     netlist = directory / f"{toplevel}.netlist.v"
-    script = (f"read_verilog {source.name}; {HIDE_ELEMENT_ALIASES}; "
+    script = (f"read_verilog {source.name}; {HIDE_ELEMENT_ALIASES}; {RECODE_FSMS}; "
               f"{SYNTH[family]} -top {toplevel}; "
               f"write_verilog -noattr {netlist.name}")
     env = tool_environment()

@@ -7,10 +7,11 @@ from .board import Board, Capacity, register
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
     # The goal is 64-64-10 on most of the multipliers at 100 MHz; each multiplier carries
-    # about 2k LUT4s of accumulator, update and relaxation arithmetic, and block RAM outputs
-    # (5.6 ns to the first wire) limit the clock: the preset is the digits network at the
-    # clock it meets (README: Limits).
-    clock_mhz=80.0,
+    # about 1.8k LUT4s of accumulator, update and relaxation arithmetic and three block RAMs,
+    # and the data set's block RAMs, spread over the chip, limit the clock (the address of a
+    # bank is 12 ns of wire from its farthest block): the preset is the digits network at
+    # the clock it meets (README: Limits).
+    clock_mhz=72.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),
