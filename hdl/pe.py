@@ -151,7 +151,7 @@ class ProcessingElement(wiring.Component):
         # of all of them a cycle later: while idle, next equals current (every step ends with
         # a commit, direct writes come only between steps), so the commit changes that one
         # register. Written straight into the current registers, it put a multiplexer on each
-        # of their bits (330 ECP5 LUT4s in a 4-fold PE, 400 iCE40 cells in a 10-fold one).
+        # of their bits (238 ECP5 LUT4s in a 4-fold PE, 355 iCE40 LUT4s in a 10-fold one).
         reg_commit = Signal()
         m.d.sync += reg_commit.eq(self.reg_we)
         with m.If(self.commit | reg_commit):
