@@ -130,7 +130,8 @@ COLLISIONS_UNDEFINED = "memory_nordff a:no_rw_check"
 # iCE40's slowest paths were the command engine's). Without the init value (the domain's
 # reset, which the board wrapper holds until the PLL locks and the tests assert first, puts
 # every machine in its first state) Yosys extracts them and encodes them one-hot.
-RECODE_FSMS = "setattr -unset init w:fsm_state w:*_state"
+# (Amaranth names a machine's state register ``fsm_state`` or ``<name>_state``.)
+RECODE_FSMS = "setattr -unset init w:*_state"
 
 # synth_<family>'s map_luts step with the classic ABC instead of abc9
 CLASSIC_LUT_MAPPING = {

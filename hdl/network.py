@@ -98,12 +98,12 @@ class RelaxationNetwork(wiring.Component):
                      y_mem.wdata.eq(self.wdata), y_mem.we.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
-        # the layers address the memories from the cycle after the controller leaves IDLE
-        # (``idle``, a register, not the state's decoding: the layers' first addresses come
-        # two cycles later) to the cycle after it is back
         # idle-time reads of the registers are two cycles late, as the layers' writes are (a
         # cycle in the layer, a cycle through the next register): a read after a write sees it
         read_index = delay(m, index, 2, "read_index")[-1]
+        # the layers address the memories from the cycle after the controller leaves IDLE
+        # (``idle``, a register, not the state's decoding: the layers' first addresses come
+        # two cycles later) to the cycle after it is back
         for l, e in enumerate(engines, 1):
             if l == 1:
                 m.d.comb += [x_mem.addr.eq(Mux(idle, index, e.src_addr)),
