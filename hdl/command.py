@@ -197,7 +197,11 @@ class CommandEngine(wiring.Component):
         last_word = Signal(16)
         last_byte = Signal(16)
         fields_end = Signal(17)
-        samples_ok = (e_count >= 1) & (e_sample + e_count <= net.samples) & (e_batch >= 1)
+        # the command's end sample, registered (the fields are complete from VALIDATE on, the
+        # verdict is taken in VALIDATE_RANGE): the sum and the comparison are two paths
+        exec_end = Signal(17)
+        m.d.sync += exec_end.eq(e_sample + e_count)
+        samples_ok = (e_count >= 1) & (exec_end <= net.samples) & (e_batch >= 1)
         with m.Switch(e_op):
             with m.Case(Op.RELAX):
                 m.d.comb += exec_ok.eq((e_sample < net.samples) & (e_h <= 15) & (e_grad <= 1))

@@ -31,9 +31,9 @@ __all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY", "READBACK_LATENCY",
 #: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
 #: read latency, to which the network delays the layer below's registers too.
 SOURCE_LATENCY = DataMemory.LATENCY
-#: Cycles from ``rd_addr`` to ``rd_a``, ``rd_d``, ``rd_lam``: the address's register, the
-#: registers' multiplexer into the answer's register.
-REGISTER_READ_LATENCY = 2
+#: Cycles from ``rd_addr`` to ``rd_a``, ``rd_d``, ``rd_lam``: the address's row and PE, each
+#: PE's fold into a register, the PE into the answer's register.
+REGISTER_READ_LATENCY = 3
 #: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register of the
 #: address, the PE's memory read, its register, the layer's register.
 READBACK_LATENCY = 4
@@ -128,28 +128,44 @@ class LayerEngine(wiring.Component):
         pes = [ProcessingElement(cfg, l, p) for p in range(P)]
         for p, pe in enumerate(pes):
             m.submodules[f"pe{p}"] = pe
-            m.d.comb += [pe.commit.eq(self.commit), pe.h_shift.eq(self.h_shift),
-                         pe.lr_shift.eq(self.lr_shift), pe.seed.eq(self.seed),
+            m.d.comb += [pe.commit.eq(self.commit), pe.seed.eq(self.seed),
                          pe.seed_load.eq(self.seed_load)]
+            # the shifts travel down the chain: PE p has a command's p + 1 cycles after the
+            # controller takes it, and uses them first several cycles later (the step
+            # or update starts two cycles after the command, its first write comes later still)
             if p:
                 m.d.comb += [pe.ctl_in.eq(pes[p - 1].ctl_out), pe.psum_in.eq(pes[p - 1].psum_out),
-                             pe.ctl_early.eq(pes[p - 1].ctl_in)]
+                             pe.ctl_early.eq(pes[p - 1].ctl_in),
+                             pe.h_shift.eq(pes[p - 1].h_shift_out),
+                             pe.lr_shift.eq(pes[p - 1].lr_shift_out)]
+            else:
+                m.d.comb += [pe.h_shift.eq(self.h_shift), pe.lr_shift.eq(self.lr_shift)]
 
         # Row r lives in PE r % P, fold r // P: constant tables for the demuxes.
         pe_of = lambda count: Array([Const(r % P, bits(P)) for r in range(count)])
         fold_of = lambda count: Array([Const(r // P, bits(folds)) for r in range(count)])
 
         # -- read port of the current registers --------------------------------------------
-        regs = {kind: Array([getattr(pes[r % P], kind)[r // P] for r in range(n)])
-                for kind in ("a", "d", "lam")}
+        # Two registered levels: each PE's folds are chosen into a register of that PE's, then
+        # the PE. One multiplexer over every row, its inputs spread over all the PEs, was the
+        # ECP5 preset's slowest path (6.3 ns of wire inside it, 84.5 MHz).
         read_addr = Signal(bits(n))  # the output unit's while it runs, else rd_addr
         output_busy = Signal()
-        # the address is registered before it fans out to every register's multiplexer (the
-        # ECP5 preset's slowest path otherwise: 8 ns of wire after the address's source)
-        read_addr_r = Signal(bits(n))
-        m.d.sync += [read_addr_r.eq(read_addr),
-                     self.rd_a.eq(regs["a"][read_addr_r]), self.rd_d.eq(regs["d"][read_addr_r]),
-                     self.rd_lam.eq(regs["lam"][read_addr_r])]
+        read_fold = Signal(bits(folds))
+        read_pe = Signal(bits(P))
+        read_pe_r = Signal(bits(P))
+        m.d.sync += [read_fold.eq(fold_of(n)[read_addr]), read_pe.eq(pe_of(n)[read_addr]),
+                     read_pe_r.eq(read_pe)]
+        picked = {kind: [] for kind in ("a", "d", "lam")}
+        for p, pe in enumerate(pes):
+            for kind, regs in picked.items():
+                array = getattr(pe, kind)
+                reg = Signal.like(array[0], name=f"read_{kind}{p}")
+                m.d.sync += reg.eq(Array(array)[read_fold] if len(array) > 1 else array[0])
+                regs.append(reg)
+        m.d.sync += [self.rd_a.eq(Array(picked["a"])[read_pe_r]),
+                     self.rd_d.eq(Array(picked["d"])[read_pe_r]),
+                     self.rd_lam.eq(Array(picked["lam"])[read_pe_r])]
 
         # -- sensitivity writes into this layer (from above, or the output unit) -------------
         lam_valid = Signal()
@@ -358,7 +374,6 @@ class LayerEngine(wiring.Component):
         m.d.comb += [self.y_addr.eq(self.y_base + row),
                      read_addr.eq(Mux(reading[early], rows[early], self.rd_addr))]
         got, got_row = reading[-1], rows[-1]
-        last = got & (got_row == n - 1)
         rd_a, rd_d = self.rd_a, self.rd_d
         # a cycle later: the error a_L - y (registered), then lam_L = d_L (a_L - y)
         err = Signal(signed(af.width + 1))
@@ -378,21 +393,29 @@ class LayerEngine(wiring.Component):
         m.d.sync += [square.eq(err * err),
                      sq_valid.eq(got & self.output_valid), sq_valid2.eq(sq_valid)]
         m.d.comb += [self.loss_add.eq(square), self.loss_valid.eq(sq_valid2)]
-        # correct: first largest output == first largest target
+        # correct: first largest output == first largest target. The comparison works a cycle
+        # behind, on copies registered next to it: from the data memory's output through the
+        # carry chain into the enables was the ECP5 preset's slowest path at 90.7 MHz
+        cand = Signal()
+        cand_row = Signal(bits(n))
+        cand_a = Signal(signed(af.width))
+        cand_y = Signal(signed(af.width))
+        m.d.sync += [cand.eq(got), cand_row.eq(got_row), cand_a.eq(rd_a),
+                     cand_y.eq(self.y_data)]
         best_a = Signal(signed(af.width))
         best_y = Signal(signed(af.width))
         arg_a = Signal(bits(n))
         arg_y = Signal(bits(n))
-        with m.If(got):
-            with m.If((got_row == 0) | (rd_a > best_a)):
-                m.d.sync += [best_a.eq(rd_a), arg_a.eq(got_row)]
-            with m.If((got_row == 0) | (self.y_data > best_y)):
-                m.d.sync += [best_y.eq(self.y_data), arg_y.eq(got_row)]
+        with m.If(cand):
+            with m.If((cand_row == 0) | (cand_a > best_a)):
+                m.d.sync += [best_a.eq(cand_a), arg_a.eq(cand_row)]
+            with m.If((cand_row == 0) | (cand_y > best_y)):
+                m.d.sync += [best_y.eq(cand_y), arg_y.eq(cand_row)]
         decide = Signal()
-        m.d.sync += decide.eq(last & self.output_valid)
+        m.d.sync += decide.eq(cand & (cand_row == n - 1) & self.output_valid)
         m.d.comb += self.correct_add.eq(decide & (arg_a == arg_y))
         # busy until the last lam_L target is written inside the PEs
         in_flight = Signal(LAM_LATENCY)
         m.d.sync += in_flight.eq(Cat(lam_valid, in_flight[:-1]))
         m.d.comb += output_busy.eq(Cat(*reading).any() | writing | lam_valid | in_flight.any()
-                                   | sq_valid | sq_valid2 | decide)
+                                   | sq_valid | sq_valid2 | cand | decide)

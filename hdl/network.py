@@ -25,8 +25,10 @@ from .status import StatusCounters
 __all__ = ["RelaxationNetwork", "command_layout", "READ_LATENCY"]
 
 #: Cycles from ``re`` on the access bus to ``rvalid`` and ``rdata``: the slowest source (the
-#: data set, or the weights and gradients) caught in a register, then the answer register.
-READ_LATENCY = max(SOURCE_LATENCY, READBACK_LATENCY) + 2
+#: data set, the weights and gradients, or a layer's registers, read a cycle after the
+#: request's register and caught a cycle later) caught in a register, then the answer
+#: register.
+READ_LATENCY = max(SOURCE_LATENCY, READBACK_LATENCY, 2 + REGISTER_READ_LATENCY) + 2
 
 command_layout = data.StructLayout({
     "op": 3, "count": 16, "sample": 16, "batch": 16, "h_shift": 4, "lr_shift": 5,
@@ -162,12 +164,12 @@ class RelaxationNetwork(wiring.Component):
         late = READ_LATENCY - 1
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
         valid_at = delay(m, r_valid, late - 1, "read_valid")
-        layer_at = delay(m, r_layer, READBACK_LATENCY - 1, "read_layer")
+        regs_at = 1 + REGISTER_READ_LATENCY   # the registers' answer is in rd_* at [regs_at]
+        layer_at = delay(m, r_layer, max(READBACK_LATENCY - 1, regs_at), "read_layer")
         counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
         m.d.comb += status.raddr.eq(r_counter)
-        early = Signal(64)   # counters, caught at edge 3, registers at edge 5
-        regs_at = 1 + REGISTER_READ_LATENCY   # the registers' answer is in rd_* at [regs_at]
+        early = Signal(64)   # counters, caught at edge 3, registers at edge regs_at + 2
         with m.If(valid_at[1] & (space_at[1] == Space.STATUS)):
             m.d.sync += early.eq(Mux(counter_ok_at[1], status.rdata, 0))
         with m.If(valid_at[regs_at]):
