@@ -6,21 +6,22 @@ from .board import Board, Capacity, register
 
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
-    # The goal is 64-64-10 on most of the multipliers at 100 MHz; each multiplier carries
-    # about 1.8k LUT4s of accumulator, update and relaxation arithmetic and three block RAMs,
-    # and the data set's block RAMs, spread over the chip, limit the clock (the address of a
-    # bank is 12 ns of wire from its farthest block): the preset is the digits network at
-    # the clock it meets (README: Limits).
+    # The issue's network, 64-64-10, on 8 + 2 PEs (11 multipliers): 78.1 MHz at this target
+    # in about 9 minutes. Most of the 156 multipliers is out of reach: each lane carries
+    # about 1.8k LUT4s of accumulator, update and relaxation arithmetic and about three block
+    # RAMs of weights and gradients beside the data set's, and the data set's block RAMs,
+    # spread over the chip, limit the clock (README: Limits).
     clock_mhz=72.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),
-    preset={"net": "64-16-10", "act": "leaky_relu,identity", "pes": "4,2",
+    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "8,2",
             # 1024 samples: with digits' 1,798 the data set's 150 block RAMs, spread over
             # the chip, held the clock to 60-72 MHz
             "rounding": "stochastic", "samples": 1024},
     programmer=["openFPGALoader", "--board", "ulx3s"], reset_button="button_pwr",
-    # the static placer and router2 build the preset in about 5 minutes; the defaults took
-    # 7 to over 25 (router1 was still resolving congestion when stopped)
+    # the static placer and router2: they built the earlier 64-16-10 preset in about 5
+    # minutes, the defaults in 7 to over 25 (router1 was still resolving congestion when
+    # stopped)
     nextpnr_opts="--router router2 --placer static",
 ))
