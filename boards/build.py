@@ -19,6 +19,7 @@ from .board import BoardError
 from .pll import PLLError
 from .resources import check_fits, SPRAM_WORDS, SPRAM_WIDTH
 from .top import BoardTop, pll_for
+from ..hdl.arith import KEPT_COPY
 
 __all__ = ["BuildReport", "build", "bitstream_path", "tool_environment", "NAME"]
 
@@ -133,6 +134,11 @@ COLLISIONS_UNDEFINED = "memory_nordff a:no_rw_check"
 # (Amaranth names a machine's state register ``fsm_state`` or ``<name>_state``.)
 RECODE_FSMS = "setattr -unset init w:*_state"
 
+# Registers that copy one value on purpose, each next to its own loads (dyadic.hdl.arith.
+# kept_copy: a data-memory slice's address, a PE's register-read select): Yosys would merge
+# identical registers into one, unless their cells are marked keep.
+KEEP_COPIES = f"setattr -set keep 1 w:*{KEPT_COPY}* %ci1:+$dff t:$dff %i"
+
 # synth_<family>'s map_luts step with the classic ABC instead of abc9
 CLASSIC_LUT_MAPPING = {
     "ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; ",
@@ -152,7 +158,8 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, abc9):
     # undefined (the host uploads before any use) and their all-zero initialisers are dropped
     after_read = (r"delete *.x_mem/t:$meminit_v2 *.y_mem/t:$meminit_v2; "
                   if board.data_memory_attrs else "")
-    after_read += f"{HIDE_ELEMENT_ALIASES}; {COLLISIONS_UNDEFINED}; {RECODE_FSMS}"
+    after_read += (f"{HIDE_ELEMENT_ALIASES}; {COLLISIONS_UNDEFINED}; {RECODE_FSMS}; "
+                   f"{KEEP_COPIES}")
 
     plan = board.platform().prepare(
         BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,

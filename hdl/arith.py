@@ -5,7 +5,8 @@ from amaranth import Mux, Const, Signal, Cat
 
 from .fixed import SQ
 
-__all__ = ["round_shift", "saturate", "derivative_scale", "const_mul", "delay"]
+__all__ = ["round_shift", "saturate", "derivative_scale", "const_mul", "delay", "kept_copy",
+           "KEPT_COPY"]
 
 
 def const_mul(value, k):
@@ -59,3 +60,16 @@ def delay(m, value, cycles, name):
         m.d.sync += stage.eq(chain[-1])
         chain.append(stage)
     return chain
+
+
+#: Name part of registers that copy one value on purpose, each next to its own loads: the board
+#: build marks their cells ``keep``, or Yosys would merge the identical registers back into one.
+KEPT_COPY = "kept_copy"
+
+
+def kept_copy(m, value, name):
+    """A register of ``value`` (no reset: it follows ``value`` every cycle) that synthesis keeps
+    apart from identical copies."""
+    copy = Signal(value.shape(), name=f"{name}_{KEPT_COPY}", reset_less=True)
+    m.d.sync += copy.eq(value)
+    return copy

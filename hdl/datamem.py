@@ -3,9 +3,10 @@ outputs.
 
 A data set of thousands of samples spans a hundred block RAMs spread over the whole chip; one
 address bus into all of them and one read mux out of them are long paths. Here the memory is
-split into banks of :data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 DP16KD): each
-bank registers its own copy of the address and write controls, its output is registered next
-to its blocks, and the bank select is registered once more. Reads take
+split into banks of :data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 DP16KD), and a
+block-RAM bank into :data:`SLICES` memories of adjacent bits: each slice registers its own copy
+of the address and write controls, the bank's output is registered next to its blocks, and the
+bank select is registered once more. Reads take
 :attr:`DataMemory.LATENCY` cycles, writes land a cycle after they are asked for, and every
 stage is short.
 """
@@ -15,12 +16,17 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .arith import delay
+from .arith import delay, kept_copy
 
-__all__ = ["DataMemory", "BANK_WORDS"]
+__all__ = ["DataMemory", "BANK_WORDS", "SLICES"]
 
 #: Words per bank: one 256 kbit SPRAM of 16-bit words.
 BANK_WORDS = 16384
+#: Memories per block-RAM bank, each a quarter of the word's bits with its own address register:
+#: a bank's sixteen ECP5 DP16KD (16384 x 1 each) are spread over the chip, and one address
+#: register driving all of them was 12 ns of wire from the farthest.
+SLICES = 4
+
 
 
 class DataMemory(wiring.Component):
@@ -43,6 +49,9 @@ class DataMemory(wiring.Component):
         self.width, self.depth, self.attrs = width, depth, dict(attrs or {})
         self.bank_words = bank_words
         self.banks = -(-depth // bank_words)
+        # single-port RAM (the SPRAM) is one memory per bank; block RAM banks are split
+        # into SLICES memories of adjacent bits
+        self.slices = 1 if self.attrs.get("ram_style") == "huge" else min(SLICES, width)
         super().__init__({"addr": In(range(max(2, depth))), "data": Out(signed(width)),
                           "wdata": In(signed(width)), "we": In(1)})
 
@@ -50,20 +59,24 @@ class DataMemory(wiring.Component):
         m = Module()
         low = max(1, (min(self.bank_words, self.depth) - 1).bit_length())
         bank = self.addr[low:] if self.banks > 1 else 0
+        # slice s holds bits edges[s] .. edges[s + 1] - 1 of the word
+        edges = [self.width * s // self.slices for s in range(self.slices + 1)]
         outputs = []
         for b in range(self.banks):
             words = min(self.bank_words, self.depth - b * self.bank_words)
-            mem = Memory(shape=signed(self.width), depth=words, init=[], attrs=self.attrs)
-            m.submodules[f"bank{b}"] = mem
-            rd, wr = mem.read_port(), mem.write_port()
-            addr, we = Signal(low, name=f"bank{b}_addr"), Signal(name=f"bank{b}_we")
-            wdata = Signal(signed(self.width), name=f"bank{b}_wdata")
             out = Signal(signed(self.width), name=f"bank{b}_data")
-            m.d.sync += [addr.eq(self.addr[:low]), we.eq(self.we & (bank == b)),
-                         wdata.eq(self.wdata), out.eq(rd.data)]
-            # no read while writing: the output holds, as single-port RAM's does
-            m.d.comb += [rd.addr.eq(addr), rd.en.eq(~we),
-                         wr.addr.eq(addr), wr.data.eq(wdata), wr.en.eq(we)]
+            for s, (lo, hi) in enumerate(zip(edges, edges[1:])):
+                mem = Memory(shape=hi - lo, depth=words, init=[], attrs=self.attrs)
+                m.submodules[f"bank{b}_{s}"] = mem
+                rd, wr = mem.read_port(), mem.write_port()
+                # each slice's own copy of the address and write controls
+                addr = kept_copy(m, self.addr[:low], f"bank{b}_{s}_addr")
+                we = kept_copy(m, self.we & (bank == b), f"bank{b}_{s}_we")
+                wdata = Signal(hi - lo, name=f"bank{b}_{s}_wdata", reset_less=True)
+                m.d.sync += [wdata.eq(self.wdata[lo:hi]), out[lo:hi].eq(rd.data)]
+                # no read while writing: the output holds, as single-port RAM's does
+                m.d.comb += [rd.addr.eq(addr), rd.en.eq(~we),
+                             wr.addr.eq(addr), wr.data.eq(wdata), wr.en.eq(we)]
             outputs.append(out)
         if self.banks == 1:
             m.d.sync += self.data.eq(outputs[0])

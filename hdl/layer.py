@@ -19,24 +19,31 @@ from amaranth import Module, Signal, Mux, Array, Const, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-from .arith import derivative_scale, saturate, const_mul, delay
+from .arith import derivative_scale, saturate, const_mul, delay, kept_copy
 from .datamem import DataMemory
 from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
-                 OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY)
+                 OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY, pick_ahead)
 
-__all__ = ["LayerEngine", "skew_depth", "SOURCE_LATENCY", "READBACK_LATENCY",
-           "REGISTER_READ_LATENCY"]
+__all__ = ["LayerEngine", "skew_depth", "lam_write_latency", "SOURCE_LATENCY",
+           "READBACK_LATENCY", "REGISTER_READ_LATENCY"]
 
 #: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
 #: read latency, to which the network delays the layer below's registers too.
 SOURCE_LATENCY = DataMemory.LATENCY
-#: Cycles from ``rd_addr`` to ``rd_a``, ``rd_d``, ``rd_lam``: the address's row and PE, each
-#: PE's fold into a register, the PE into the answer's register.
-REGISTER_READ_LATENCY = 3
+#: Cycles from ``rd_addr`` to ``rd_a``, ``rd_d``, ``rd_lam``: the address's fold and PE, a copy
+#: of the fold at each PE, each PE's fold into a register, the PE into the answer's register.
+REGISTER_READ_LATENCY = 4
 #: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register of the
 #: address, the PE's memory read, its register, the layer's register.
 READBACK_LATENCY = 4
+
+
+def lam_write_latency(cfg, layer):
+    """Cycles from a sensitivity target at layer ``layer``'s ``lam_in_*`` (or its output
+    unit's) to its write in a PE: in a layer of several PEs (:func:`~.pe.pick_ahead`) the
+    layer's register of it for that PE, then the PE's, one cycle longer."""
+    return LAM_LATENCY + (2 if pick_ahead(cfg, layer) else 0)
 
 
 def skew_depth(cfg, layer):
@@ -146,22 +153,24 @@ class LayerEngine(wiring.Component):
         fold_of = lambda count: Array([Const(r // P, bits(folds)) for r in range(count)])
 
         # -- read port of the current registers --------------------------------------------
-        # Two registered levels: each PE's folds are chosen into a register of that PE's, then
-        # the PE. One multiplexer over every row, its inputs spread over all the PEs, was the
-        # ECP5 preset's slowest path (6.3 ns of wire inside it, 84.5 MHz).
+        # Registered levels: the row's fold and PE, a copy of the fold beside each PE, each
+        # PE's fold into a register of that PE's, then the PE. One multiplexer over every row,
+        # its inputs spread over all the PEs, was the ECP5 preset's slowest path (6.3 ns of
+        # wire inside it, 84.5 MHz), and one fold register driving every PE's multiplexer the
+        # 64-64-10's (5.8 ns).
         read_addr = Signal(bits(n))  # the output unit's while it runs, else rd_addr
         output_busy = Signal()
         read_fold = Signal(bits(folds))
         read_pe = Signal(bits(P))
-        read_pe_r = Signal(bits(P))
-        m.d.sync += [read_fold.eq(fold_of(n)[read_addr]), read_pe.eq(pe_of(n)[read_addr]),
-                     read_pe_r.eq(read_pe)]
+        m.d.sync += [read_fold.eq(fold_of(n)[read_addr]), read_pe.eq(pe_of(n)[read_addr])]
+        read_pe_r = delay(m, read_pe, 2, "read_pe")[-1]
         picked = {kind: [] for kind in ("a", "d", "lam")}
         for p, pe in enumerate(pes):
+            fold_here = kept_copy(m, read_fold, f"read_fold{p}")
             for kind, regs in picked.items():
                 array = getattr(pe, kind)
                 reg = Signal.like(array[0], name=f"read_{kind}{p}")
-                m.d.sync += reg.eq(Array(array)[read_fold] if len(array) > 1 else array[0])
+                m.d.sync += reg.eq(Array(array)[fold_here] if len(array) > 1 else array[0])
                 regs.append(reg)
         m.d.sync += [self.rd_a.eq(Array(picked["a"])[read_pe_r]),
                      self.rd_d.eq(Array(picked["d"])[read_pe_r]),
@@ -171,9 +180,19 @@ class LayerEngine(wiring.Component):
         lam_valid = Signal()
         lam_index = Signal(bits(n))
         lam_value = Signal(signed(sf.width))
+        # with several PEs, registered for each PE and taken in only by the PE written (so
+        # Yosys keeps the copies apart): the index's decoding and its fan-out to every PE's
+        # folds were one path (9.9 ns of wire in the ECP5 64-64-10 build)
         for p, pe in enumerate(pes):
-            m.d.comb += [pe.lam_we.eq(lam_valid & (pe_of(n)[lam_index] == p)),
-                         pe.lam_fold.eq(fold_of(n)[lam_index]), pe.lam_target.eq(lam_value)]
+            mine = lam_valid & (pe_of(n)[lam_index] == p)
+            fold_here = fold_of(n)[lam_index]
+            if pick_ahead(cfg, l):
+                m.d.sync += pe.lam_we.eq(mine)
+                with m.If(mine):
+                    m.d.sync += [pe.lam_fold.eq(fold_here), pe.lam_target.eq(lam_value)]
+            else:
+                m.d.comb += [pe.lam_we.eq(mine), pe.lam_fold.eq(fold_here),
+                             pe.lam_target.eq(lam_value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
         # (the network delays its idle-time reads of the registers to match). Each PE takes
@@ -221,8 +240,9 @@ class LayerEngine(wiring.Component):
         col = Signal(bits(C))
         issue = Signal(ctl)  # word being issued; its operand arrives SOURCE_LATENCY later
         # the last word's final write: a PE's at P + WRITE_LATENCY cycles; the backward tail's
-        # target reaches the layer below at P + 8 and is written LAM_LATENCY cycles later
-        drain_end = SOURCE_LATENCY - 1 + P + max(WRITE_LATENCY, 8 + LAM_LATENCY)
+        # target reaches the layer below at P + 8 and is written lam_write_latency cycles later
+        below = lam_write_latency(cfg, l - 1) if l > 1 else 0
+        drain_end = SOURCE_LATENCY - 1 + P + max(WRITE_LATENCY, 8 + below)
         drain = Signal(range(drain_end + 1))
         one = Const(af.one, signed(af.width))
         last_col, last_fold = col == C - 1, fold == n_groups - 1
@@ -415,7 +435,7 @@ class LayerEngine(wiring.Component):
         m.d.sync += decide.eq(cand & (cand_row == n - 1) & self.output_valid)
         m.d.comb += self.correct_add.eq(decide & (arg_a == arg_y))
         # busy until the last lam_L target is written inside the PEs
-        in_flight = Signal(LAM_LATENCY)
+        in_flight = Signal(lam_write_latency(cfg, cfg.L))
         m.d.sync += in_flight.eq(Cat(lam_valid, in_flight[:-1]))
         m.d.comb += output_busy.eq(Cat(*reading).any() | writing | lam_valid | in_flight.any()
                                    | sq_valid | sq_valid2 | cand | decide)

@@ -21,7 +21,8 @@ group are added before joining the travelling sum. Pipeline: memory addresses a 
 / gradient write (the update: c2 ``G + r``, c3 the shift, c4 ``W - delta``, c5 the saturated
 write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
-target is written :data:`LAM_LATENCY` cycles after it arrives. The layer's drain covers all.
+target is written :data:`LAM_LATENCY` cycles after it arrives (a cycle more with
+:func:`pick_ahead`). The layer's drain covers all.
 """
 
 from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
@@ -34,14 +35,24 @@ from .lfsr import LFSR
 from .ram import block_ram
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_GRADIENT",
-           "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY"]
+           "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
 
 OP_FORWARD, OP_BACKWARD, OP_GRADIENT, OP_UPDATE = range(4)
 
 #: Cycles from a control word entering a PE to its last register or memory write (c9).
 WRITE_LATENCY = 10
-#: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next``.
+#: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next`` (one more in a
+#: layer of several PEs: :func:`pick_ahead`).
 LAM_LATENCY = 4
+
+
+def pick_ahead(cfg, layer):
+    """Whether the PEs of ``layer`` pick a fold's current ``a`` or ``lam`` a cycle before the
+    relaxation step's subtraction, in a register of their own. In a layer of several PEs, spread
+    over the chip, the fold multiplexer's select and the subtraction in one cycle were the
+    ECP5 64-64-10's slowest paths (6.4 ns of wire); a layer of one PE (the iCE40 preset's)
+    keeps them together and saves the registers (110 of the UP5K's logic cells)."""
+    return cfg.pes[layer - 1] > 1
 
 
 def relaxation_write(m, name, valid, index, old, target, h_shift, half, fmt, carry=()):
@@ -115,6 +126,7 @@ class ProcessingElement(wiring.Component):
 
     def __init__(self, cfg, layer, pe):
         self.cfg, self.layer, self.pe = cfg, layer, pe
+        self.pick_ahead = pick_ahead(cfg, layer)
         self.folds = len(cfg.rows_of_pe(layer, pe))
         self.C = cfg.row_length(layer)
         af, sf, mf = cfg.act_format, cfg.sens_format, cfg.master_format
@@ -173,9 +185,20 @@ class ProcessingElement(wiring.Component):
                      h_half.eq((1 << h_shift) >> 1)]
 
         # -- sensitivity write port ----------------------------------------------------------
+        # with pick_ahead, the target and the fold's current lam are registered first: the
+        # fold's multiplexer and the step's subtraction are two paths (the current registers
+        # change only at a commit, after the step's last write)
+        if self.pick_ahead:
+            lam_in_we, lam_in_fold = Signal(), Signal(bits(F))
+            lam_in_old, lam_in_target = Signal(signed(sf.width)), Signal(signed(sf.width))
+            m.d.sync += [lam_in_we.eq(self.lam_we), lam_in_fold.eq(self.lam_fold),
+                         lam_in_old.eq(self.lam[self.lam_fold]),
+                         lam_in_target.eq(self.lam_target)]
+        else:
+            lam_in_we, lam_in_fold = self.lam_we, self.lam_fold
+            lam_in_old, lam_in_target = self.lam[self.lam_fold], self.lam_target
         lam_we, lam_fold, lam_value, lam_sat, _ = relaxation_write(
-            m, "lam", self.lam_we, self.lam_fold, self.lam[self.lam_fold], self.lam_target,
-            h_shift, h_half, sf)
+            m, "lam", lam_in_we, lam_in_fold, lam_in_old, lam_in_target, h_shift, h_half, sf)
         m.d.sync += self.sat_lam.eq(lam_we & lam_sat)   # events are counted a cycle later
         with m.If(lam_we | reg_we[2]):   # one data bus into the folds, not a mux per fold
             m.d.sync += lam_next[Mux(self.reg_we, self.reg_fold, lam_fold)].eq(
@@ -312,7 +335,13 @@ class ProcessingElement(wiring.Component):
                          fold_c5.eq(fold_done[:bits(F)]),
                          act_a.eq(act.a), act_d.eq(act.d), act_sat.eq(act.saturated),
                          done.eq(done_c5), fold.eq(fold_c5)]
-            current_a = Array(self.a)[fold] if F > 1 else self.a[0]
+            # with pick_ahead, the fold's current a is picked a cycle ahead (the current
+            # registers change only at a commit, after the step's last write)
+            if self.pick_ahead and F > 1:
+                current_a = Signal(signed(af.width), name=f"current_a{k}")
+                m.d.sync += current_a.eq(Array(self.a)[fold_c5])
+            else:
+                current_a = Array(self.a)[fold] if F > 1 else self.a[0]
             done, fold, a_value, a_sat, (d_value, act_sat) = relaxation_write(
                 m, f"a{k}", done, fold, current_a, act_a, h_shift, h_half, af, (act_d, act_sat))
             sats_a.append(Mux(done, act_sat + a_sat, 0))
