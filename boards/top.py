@@ -30,7 +30,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         board, pll = self.board, self.pll
-        m.domains.sync = cd = ClockDomain()
+        m.domains.sync = cd = ClockDomain(async_reset=board.family == "ecp5")
         locked = Signal()
         if board.family == "ice40":
             # the PLL sits on the oscillator's pad: no input buffer in between
@@ -53,7 +53,18 @@ class BoardTop(Elaboratable):
         reset = ~locked
         if board.reset_button:
             reset = reset | platform.request(board.reset_button, 0).i
-        m.submodules.reset_sync = ResetSynchronizer(reset, domain="sync")
+        if board.family == "ecp5":
+            # ECP5: the reset, asynchronous, goes from its synchroniser onto a global net;
+            # synchronous, Yosys merged it with the design's own clears into LUTs in front of
+            # the flip-flops' set/reset pins, a fabric net of 18k loads (up to 12 ns of wire,
+            # the 64-64-10's slowest path). It is still released on a clock edge.
+            m.domains.reset = reset_cd = ClockDomain(async_reset=True, local=True)
+            m.d.comb += reset_cd.clk.eq(cd.clk)
+            m.submodules.reset_sync = ResetSynchronizer(reset, domain="reset")
+            m.submodules.reset_global = Instance("DCCA", i_CLKI=reset_cd.rst, i_CE=1,
+                                                 o_CLKO=cd.rst)
+        else:
+            m.submodules.reset_sync = ResetSynchronizer(reset, domain="sync")
 
         uart = platform.request("uart", 0)
         clock_hz = round(pll.fout_mhz * 1e6)
