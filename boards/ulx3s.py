@@ -6,8 +6,8 @@ from .board import Board, Capacity, register
 
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
-    # The network, 64-64-10, on 8 + 2 PEs (11 multipliers): 78.1 MHz at this target
-    # in about 9 minutes. Most of the 156 multipliers is out of reach: each lane carries
+    # The network, 64-64-10, on 8 + 2 PEs (11 multipliers): 74.9 MHz at this target
+    # in about 8 minutes. Most of the 156 multipliers is out of reach: each lane carries
     # about 1.8k LUT4s of accumulator, update and relaxation arithmetic and about three block
     # RAMs of weights and gradients beside the data set's, and the data set's block RAMs,
     # spread over the chip, limit the clock (README: Limits).
