@@ -8,6 +8,7 @@ the CLI read only this record.
 from dataclasses import dataclass
 
 from ..hdl.config import NetConfig
+from ..hdl.datamem import SINGLE_PORT_RAM
 
 __all__ = ["Board", "Capacity", "BoardError", "register", "get_board", "BOARDS"]
 
@@ -57,7 +58,7 @@ class Board:
     def data_memory_attrs(self):
         """Attributes of the data set's memories: on boards with single-port RAM (the
         UP5K's SPRAM) Yosys is told to put it there ("huge"), not in block RAM."""
-        return {"ram_style": "huge"} if self.capacity.data_memory_bits else {}
+        return dict(SINGLE_PORT_RAM) if self.capacity.data_memory_bits else {}
 
     def config(self):
         """The preset's :class:`~dyadic.hdl.config.NetConfig`."""

@@ -30,7 +30,9 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         board, pll = self.board, self.pll
-        m.domains.sync = cd = ClockDomain(async_reset=board.family == "ecp5")
+        # ECP5: the reset is asynchronous, on a global net (below)
+        global_reset = board.family == "ecp5"
+        m.domains.sync = cd = ClockDomain(async_reset=global_reset)
         locked = Signal()
         if board.family == "ice40":
             # the PLL sits on the oscillator's pad: no input buffer in between
@@ -53,7 +55,7 @@ class BoardTop(Elaboratable):
         reset = ~locked
         if board.reset_button:
             reset = reset | platform.request(board.reset_button, 0).i
-        if board.family == "ecp5":
+        if global_reset:
             # ECP5: the reset, asynchronous, goes from its synchroniser onto a global net;
             # synchronous, Yosys merged it with the design's own clears into LUTs in front of
             # the flip-flops' set/reset pins, a fabric net of 18k loads (up to 12 ns of wire,

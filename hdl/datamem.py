@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import delay, kept_copy
 
-__all__ = ["DataMemory", "BANK_WORDS", "SLICES"]
+__all__ = ["DataMemory", "BANK_WORDS", "SLICES", "SINGLE_PORT_RAM"]
 
 #: Words per bank: one 256 kbit SPRAM of 16-bit words.
 BANK_WORDS = 16384
@@ -26,12 +26,13 @@ BANK_WORDS = 16384
 #: a bank's sixteen ECP5 DP16KD (16384 x 1 each) are spread over the chip, and one address
 #: register driving all of them was 12 ns of wire from the farthest.
 SLICES = 4
-
+#: Synthesis attributes that put a memory in single-port RAM (the iCE40UP5K's SPRAM).
+SINGLE_PORT_RAM = {"ram_style": "huge"}
 
 
 class DataMemory(wiring.Component):
     """``depth`` words of ``signed(width)`` in banks of ``bank_words``; ``attrs``: synthesis
-    attributes of the banks (``{"ram_style": "huge"}`` puts them in the iCE40UP5K's SPRAM).
+    attributes of the banks (:data:`SINGLE_PORT_RAM` puts them in the iCE40UP5K's SPRAM).
 
     Attributes
     ----------
@@ -51,7 +52,7 @@ class DataMemory(wiring.Component):
         self.banks = -(-depth // bank_words)
         # single-port RAM (the SPRAM) is one memory per bank; block RAM banks are split
         # into SLICES memories of adjacent bits
-        self.slices = 1 if self.attrs.get("ram_style") == "huge" else min(SLICES, width)
+        self.slices = 1 if self.attrs == SINGLE_PORT_RAM else min(SLICES, width)
         super().__init__({"addr": In(range(max(2, depth))), "data": Out(signed(width)),
                           "wdata": In(signed(width)), "we": In(1)})
 

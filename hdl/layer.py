@@ -185,13 +185,13 @@ class LayerEngine(wiring.Component):
         # folds were one path (9.9 ns of wire in the ECP5 64-64-10 build)
         for p, pe in enumerate(pes):
             mine = lam_valid & (pe_of(n)[lam_index] == p)
-            fold_here = fold_of(n)[lam_index]
+            lam_fold = fold_of(n)[lam_index]
             if pick_ahead(cfg, l):
                 m.d.sync += pe.lam_we.eq(mine)
                 with m.If(mine):
-                    m.d.sync += [pe.lam_fold.eq(fold_here), pe.lam_target.eq(lam_value)]
+                    m.d.sync += [pe.lam_fold.eq(lam_fold), pe.lam_target.eq(lam_value)]
             else:
-                m.d.comb += [pe.lam_we.eq(mine), pe.lam_fold.eq(fold_here),
+                m.d.comb += [pe.lam_we.eq(mine), pe.lam_fold.eq(lam_fold),
                              pe.lam_target.eq(lam_value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
