@@ -218,21 +218,34 @@ def _check_logic(board, cfg, stat):
 
 
 def _explain_failure(board, cfg, build_dir, code):
-    """A failed tool run in one line: logic that does not fit, else nextpnr's own error."""
+    """A failed tool run in one line: cells that do not fit, else nextpnr's own error."""
     try:
         log = (build_dir / f"{NAME}.tim").read_text()
     except OSError:
         log = ""
-    cells = re.search(r"of (\d+) (ICESTORM_LC|TRELLIS_COMB|TRELLIS_SLICE)s", log)
-    if cells:
-        n, avail = int(cells[1]), board.capacity.luts
+    short = [f"{CELL_NAMES.get(cell, cell)}: {used} needed, {avail} available "
+             f"({used - avail} too many)" for cell, used, avail in overfull(log)]
+    if short:
         raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the "
-                         f"{board.name}: logic cells: {n} needed, {avail} available "
-                         f"({n - avail} too many). Use fewer PEs (--pes) or a smaller network")
+                         f"{board.name}: " + "; ".join(short)
+                         + ". Use fewer PEs (--pes) or a smaller network")
     errors = [line for line in log.splitlines() if line.startswith("ERROR")]
     raise BoardError(f"the {board.name} build failed (exit {code})"
                      + (f": {errors[-1]}" if errors else "")
                      + f"; see {build_dir / 'build.log'} and {build_dir / (NAME + '.tim')}")
+
+
+# nextpnr's cell types as the user knows them
+CELL_NAMES = {"ICESTORM_LC": "logic cells", "TRELLIS_COMB": "LUT4s", "TRELLIS_FF": "flip-flops",
+              "ICESTORM_RAM": "block RAMs", "DP16KD": "block RAMs", "ICESTORM_DSP": "DSPs",
+              "MULT18X18D": "multipliers", "ICESTORM_SPRAM": "SPRAMs"}
+
+
+def overfull(log):
+    """``(cell type, used, available)`` of every line of nextpnr's device utilisation
+    (``ICESTORM_LC:  7965/ 5280   150%``) that asks for more than the device has."""
+    return [(cell, int(used), int(avail)) for cell, used, avail
+            in re.findall(r"(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log) if int(used) > int(avail)]
 
 
 def _report(board, cfg, target_mhz, build_dir, stat, seconds):

@@ -2,11 +2,13 @@
 
 Counts come from the accelerator's RTLIL (the design the board will synthesise): every
 ``$mul`` with two run-time operands takes hard multipliers, every memory takes block RAMs in
-the cheapest shape the family offers (memories under a quarter of a block stay in logic, as
-Yosys maps them), and on boards with SPRAM the data set takes SPRAM. Logic cells cannot be
-counted this way; the builder checks them after synthesis, before place and route.
+the cheapest shapes the family offers, one copy per read port (a block RAM has one write and
+one read port to spare), unless Yosys would rather keep it in logic (:func:`in_block_ram`),
+and on boards with SPRAM the data set takes SPRAM. Logic cells cannot be counted this way;
+the builder checks them after synthesis, before place and route.
 """
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ RAM_SHAPES = {"ice40": [(16, 256), (8, 512), (4, 1024), (2, 2048)],
 DSP_MIN_WIDTH = 2
 DATA_SET_MEMORIES = ("x_mem", "y_mem")
 SPRAM_WORDS, SPRAM_WIDTH = 16384, 16
+BLOCK_COST = {"ice40": 64, "ecp5": 128}
 
 
 @dataclass
@@ -42,8 +45,26 @@ def _chunks(width, dsp_width):
 
 
 def ram_blocks(width, depth, family):
-    """Block RAMs for one ``width`` x ``depth`` memory."""
-    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in RAM_SHAPES[family])
+    """Block RAMs for one ``width`` x ``depth`` memory: the width split into the family's
+    port widths, each part in its cheapest shape (24 bits on the iCE40: 16 + 8)."""
+    @functools.cache
+    def blocks(width):
+        if width <= 0:
+            return 0
+        return min(math.ceil(depth / d) + blocks(width - w) for w, d in RAM_SHAPES[family])
+    return blocks(width)
+
+
+def in_block_ram(width, depth, reads, rom, blocks, family):
+    """Whether Yosys' memory mapper puts a ``width`` x ``depth`` memory with ``reads`` read
+    ports (``rom``: no write port) needing ``blocks`` block RAMs into block RAM. It picks
+    the cheapest by the costs of its libraries (Yosys' ``brams*.txt``, ``lutrams*.txt``): a
+    block RAM 64 (iCE40) or 128 (ECP5), an ECP5 LUT RAM of 16 x 4 bits 4, per read port;
+    a bit of flip-flops 1, of a ROM's logic 1/8."""
+    logic = width * depth * (0.125 if rom else 1.0)
+    if family == "ecp5":
+        logic = min(logic, math.ceil(width / 4) * math.ceil(depth / 16) * 4 * reads)
+    return BLOCK_COST[family] * blocks < logic
 
 
 def estimate(board, cfg, samples):
@@ -63,20 +84,24 @@ def estimate(board, cfg, samples):
     blocks, data_bits = 0, 0
     spram = cap.data_memory_bits > 0
     # the data set's banks are the memories of the x_mem / y_mem modules
-    memories = [(module, *found) for module, body in
-                re.findall(r"^module \\(\S+)\n(.*?)^end$", text, re.S | re.M)
-                for found in re.findall(r"memory width (\d+) size (\d+) ", body)]
-    for module, width, depth in memories:
-        width, depth = int(width), int(depth)
+    memories = []
+    for module, body in re.findall(r"^module \\(\S+)\n(.*?)^end$", text, re.S | re.M):
+        ports = lambda kind: re.findall(
+            rf'cell \$mem{kind}_v2 \S+\n\s+parameter \\MEMID "\\\\(\S+)"', body)
+        reads, writes = ports("rd"), ports("wr")
+        memories += [(module, int(width), int(depth), reads.count(name), name not in writes)
+                     for width, depth, name
+                     in re.findall(r"memory width (\d+) size (\d+) \\(\S+)", body)]
+    for module, width, depth, reads, rom in memories:
         if module.split(".")[-1] in DATA_SET_MEMORIES:
             if spram:   # whole SPRAM blocks
                 data_bits += (math.ceil(width / SPRAM_WIDTH) * math.ceil(depth / SPRAM_WORDS)
                               * SPRAM_WIDTH * SPRAM_WORDS)
                 continue
             data_bits += width * depth
-        if width * depth * 4 < cap.ram_block_bits:
-            continue  # Yosys keeps small memories in logic
-        blocks += ram_blocks(width, depth, board.family)
+        need = ram_blocks(width, depth, board.family) * max(1, reads)
+        if in_block_ram(width, depth, reads, rom, need, board.family):
+            blocks += need
     return Estimate(dsps, blocks, data_bits, spram)
 
 

@@ -12,7 +12,8 @@ from dyadic.boards.pll import ice40_pll, ecp5_pll, PLLError
 from dyadic.boards.resources import check_fits, estimate
 from dyadic.hdl.config import NetConfig
 from dyadic.hdl.network import RelaxationNetwork
-from dyadic.host.cli import main
+from dyadic.host.board_commands import preset_config
+from dyadic.host.cli import main, build_parser, config_from
 from dyadic.sim.runner import run_cocotb, missing_simulator, TOPLEVEL
 
 
@@ -78,6 +79,21 @@ def test_build_cli_refuses_with_one_line(capsys):
     assert "cannot make 1 MHz" in capsys.readouterr().err
 
 
+def test_logic_that_does_not_fit_is_named_after_placement(tmp_path, capsys):
+    # passes the check before synthesis (29 of 30 block RAMs, 3 of 8 DSPs) and synthesises;
+    # nextpnr then finds about 150% of the UP5K's logic cells needed
+    args = ["build", "--board", "icebreaker", "--net", "64-16-10", "--act",
+            "leaky_relu,identity", "--pes", "1,1", "--rounding", "nearest",
+            "--master-bits", "4", "--build-dir", str(tmp_path)]
+    for fmt in ("--act-format", "--weight-format", "--sens-format"):
+        args += [fmt, "2.6"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit the icebreaker: logic cells: " in err
+    needed = int(err.split("logic cells: ")[1].split()[0])
+    assert needed > 5280 and f"{needed - 5280} too many" in err
+
+
 def test_program_without_a_bitstream_or_tool_says_which(tmp_path, capsys, monkeypatch):
     assert main(["program", "--board", "icebreaker", "--bitstream",
                  str(tmp_path / "none.bin")]) == 2
@@ -111,6 +127,13 @@ def test_ci_build_places_routes_and_meets_timing(family, tmp_path, capsys):
     for used, available in report["resources"].values():
         assert 0 <= used <= available
     assert report["resources"]["luts"][0] > 500 and report["resources"]["dsps"][0] >= 2
+    # the check before synthesis counted what the build used (the iCE40's SPRAM aside)
+    args = build_parser().parse_args(["build", *CI_BUILDS[family]])
+    board = get_board(args.board)
+    need = estimate(board, preset_config(board, args, config_from),
+                    args.samples or board.preset["samples"])
+    assert need.dsps == report["resources"]["dsps"][0]
+    assert need.ram_blocks * board.capacity.ram_block_bits == report["resources"]["ram_bits"][0]
     bitstream = tmp_path / report["bitstream"].split("/")[-1]
     assert bitstream.stat().st_size > 30_000
     assert json.loads((tmp_path / "report.json").read_text())["fmax_mhz"] == report["fmax_mhz"]
