@@ -195,27 +195,31 @@ class LayerEngine(wiring.Component):
                              pe.lam_target.eq(lam_value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
-        # (the network delays its idle-time reads of the registers to match). Each PE takes
-        # in only its own writes and addresses: identical registers, one per PE, would be
-        # merged by Yosys into one that drives every PE (the ECP5's slowest path at 75.9 MHz)
+        # (the network delays its idle-time reads of the registers to match). Each PE has
+        # its own copy of the write's fold, value and address (kept: Yosys would merge
+        # identical registers into one driving every PE, the ECP5's slowest path at 75.9
+        # MHz), taken every cycle: an enable from the decode had put the decode on the
+        # enables of all of them (the ECP5 64-64-10's slowest path at 74.9 MHz). A PE reads
+        # them only with its write enable, the one register behind the decode.
+        reg_fold = fold_of(n)[self.reg_index]
+        # the bits a register takes (kept registers keep unused bits too)
+        reg_value = self.reg_value[:max(af.width, sf.width, 2)].as_signed()
         for p, pe in enumerate(pes):
-            mine = pe_of(n)[self.reg_index] == p
-            m.d.sync += pe.reg_we.eq(self.reg_we & mine)
-            with m.If(self.reg_we & mine):
-                m.d.sync += [pe.reg_kind.eq(self.reg_kind),
-                             pe.reg_fold.eq(fold_of(n)[self.reg_index]),
-                             pe.reg_value.eq(self.reg_value)]
+            m.d.sync += pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p))
+            m.d.comb += [pe.reg_kind.eq(kept_copy(m, self.reg_kind, f"reg_kind{p}")),
+                         pe.reg_fold.eq(kept_copy(m, reg_fold, f"reg_fold{p}")),
+                         pe.reg_value.eq(kept_copy(m, reg_value, f"reg_value{p}"))]
 
         # -- idle-time memory access ---------------------------------------------------------
         mem_pe = Signal(bits(P))   # the PE whose read answers now
         m.d.sync += mem_pe.eq(
             delay(m, pe_of(n)[self.mem_row], READBACK_LATENCY - 2, "mem_pe")[-1])
+        mem_fold = fold_of(n)[self.mem_row]
         for p, pe in enumerate(pes):
-            mine = pe_of(n)[self.mem_row] == p
-            m.d.sync += pe.w_we.eq(self.w_we & mine)
-            with m.If(mine):
-                m.d.sync += [pe.mem_fold.eq(fold_of(n)[self.mem_row]),
-                             pe.mem_col.eq(self.mem_col), pe.w_wdata.eq(self.w_wdata)]
+            m.d.sync += pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p))
+            m.d.comb += [pe.mem_fold.eq(kept_copy(m, mem_fold, f"mem_fold{p}")),
+                         pe.mem_col.eq(kept_copy(m, self.mem_col, f"mem_col{p}")),
+                         pe.w_wdata.eq(kept_copy(m, self.w_wdata, f"w_wdata{p}"))]
         m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
                      self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
 
