@@ -135,18 +135,21 @@ class LayerEngine(wiring.Component):
         pes = [ProcessingElement(cfg, l, p) for p in range(P)]
         for p, pe in enumerate(pes):
             m.submodules[f"pe{p}"] = pe
-            m.d.comb += [pe.commit.eq(self.commit), pe.seed.eq(self.seed),
-                         pe.seed_load.eq(self.seed_load)]
-            # the shifts travel down the chain: PE p has a command's p + 1 cycles after the
-            # controller takes it, and uses them first several cycles later (the step
-            # or update starts two cycles after the command, its first write comes later still)
+            m.d.comb += pe.commit.eq(self.commit)
+            # the shifts and the seed travel down the chain: PE p has a command's p + 1 cycles
+            # after the controller takes it, and uses them first several cycles later (the
+            # step or update starts two cycles after the command, its first write comes later
+            # still; the first update, steps later)
             if p:
-                m.d.comb += [pe.ctl_in.eq(pes[p - 1].ctl_out), pe.psum_in.eq(pes[p - 1].psum_out),
-                             pe.ctl_early.eq(pes[p - 1].ctl_in),
-                             pe.h_shift.eq(pes[p - 1].h_shift_out),
-                             pe.lr_shift.eq(pes[p - 1].lr_shift_out)]
+                before = pes[p - 1]
+                m.d.comb += [pe.ctl_in.eq(before.ctl_out), pe.psum_in.eq(before.psum_out),
+                             pe.ctl_early.eq(before.ctl_in),
+                             pe.h_shift.eq(before.h_shift_out),
+                             pe.lr_shift.eq(before.lr_shift_out),
+                             pe.seed.eq(before.seed_out), pe.seed_load.eq(before.seed_load_out)]
             else:
-                m.d.comb += [pe.h_shift.eq(self.h_shift), pe.lr_shift.eq(self.lr_shift)]
+                m.d.comb += [pe.h_shift.eq(self.h_shift), pe.lr_shift.eq(self.lr_shift),
+                             pe.seed.eq(self.seed), pe.seed_load.eq(self.seed_load)]
 
         # Row r lives in PE r % P, fold r // P: constant tables for the demuxes.
         pe_of = lambda count: Array([Const(r % P, bits(P)) for r in range(count)])
@@ -195,31 +198,34 @@ class LayerEngine(wiring.Component):
                              pe.lam_target.eq(lam_value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
-        # (the network delays its idle-time reads of the registers to match). Each PE has
-        # its own copy of the write's fold, value and address (kept: Yosys would merge
-        # identical registers into one driving every PE, the ECP5's slowest path at 75.9
-        # MHz), taken every cycle: an enable from the decode had put the decode on the
-        # enables of all of them (the ECP5 64-64-10's slowest path at 74.9 MHz). A PE reads
-        # them only with its write enable, the one register behind the decode.
-        reg_fold = fold_of(n)[self.reg_index]
-        # the bits a register takes (kept registers keep unused bits too)
-        reg_value = self.reg_value[:max(af.width, sf.width, 2)].as_signed()
+        # (the network delays its idle-time reads of the registers to match). Only the
+        # write enable is decoded per PE; the write's fold, value and address are registered
+        # once for all, every cycle. (With an enable from the decode on them, one copy per
+        # PE, the decode drove the enables of all of them: the ULX3S preset's slowest path at
+        # 74.9 MHz. Copies kept apart without the enable: 68.8 MHz; one register: 89.3.)
+        def registered(value, name):
+            register = Signal(value.shape(), name=name, reset_less=True)
+            m.d.sync += register.eq(value)
+            return register
+        reg_kind = registered(self.reg_kind, "pe_reg_kind")
+        reg_fold = registered(fold_of(n)[self.reg_index], "pe_reg_fold")
+        reg_value = registered(self.reg_value, "pe_reg_value")
         for p, pe in enumerate(pes):
             m.d.sync += pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p))
-            m.d.comb += [pe.reg_kind.eq(kept_copy(m, self.reg_kind, f"reg_kind{p}")),
-                         pe.reg_fold.eq(kept_copy(m, reg_fold, f"reg_fold{p}")),
-                         pe.reg_value.eq(kept_copy(m, reg_value, f"reg_value{p}"))]
+            m.d.comb += [pe.reg_kind.eq(reg_kind), pe.reg_fold.eq(reg_fold),
+                         pe.reg_value.eq(reg_value)]
 
         # -- idle-time memory access ---------------------------------------------------------
         mem_pe = Signal(bits(P))   # the PE whose read answers now
         m.d.sync += mem_pe.eq(
             delay(m, pe_of(n)[self.mem_row], READBACK_LATENCY - 2, "mem_pe")[-1])
-        mem_fold = fold_of(n)[self.mem_row]
+        mem_fold = registered(fold_of(n)[self.mem_row], "pe_mem_fold")
+        mem_col = registered(self.mem_col, "pe_mem_col")
+        w_wdata = registered(self.w_wdata, "pe_w_wdata")
         for p, pe in enumerate(pes):
             m.d.sync += pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p))
-            m.d.comb += [pe.mem_fold.eq(kept_copy(m, mem_fold, f"mem_fold{p}")),
-                         pe.mem_col.eq(kept_copy(m, self.mem_col, f"mem_col{p}")),
-                         pe.w_wdata.eq(kept_copy(m, self.w_wdata, f"w_wdata{p}"))]
+            m.d.comb += [pe.mem_fold.eq(mem_fold), pe.mem_col.eq(mem_col),
+                         pe.w_wdata.eq(w_wdata)]
         m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
                      self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
 

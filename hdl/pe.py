@@ -47,11 +47,13 @@ LAM_LATENCY = 4
 
 
 def pick_ahead(cfg, layer):
-    """Whether the PEs of ``layer`` pick a fold's current ``a`` or ``lam`` a cycle before the
-    relaxation step's subtraction, in a register of their own. In a layer of several PEs, spread
-    over the chip, the fold multiplexer's select and the subtraction in one cycle were the
-    ECP5 64-64-10's slowest paths (6.4 ns of wire); a layer of one PE (the iCE40 preset's)
-    keeps them together and saves the registers (110 of the UP5K's logic cells)."""
+    """Whether the PEs of ``layer`` pick a fold's current ``a`` or ``lam`` a cycle before its
+    use, in a register of their own: before the relaxation step's subtraction, and the
+    multiplier's ``lam`` operand. In a layer of several PEs, spread over the chip, the fold
+    multiplexer and its use in one cycle were the ECP5 64-64-10's slowest paths (6.4 ns of
+    wire before the subtraction; the operand: 78.7 MHz, 89.3 picked ahead); a layer of one PE
+    (the iCE40 preset's) keeps them together and saves the registers (110 of the UP5K's
+    logic cells)."""
     return cfg.pes[layer - 1] > 1
 
 
@@ -120,7 +122,8 @@ class ProcessingElement(wiring.Component):
     mem_fold, mem_col, w_we, w_wdata, w_rdata, g_rdata :
         Idle-time access to the weight and gradient memories (data two cycles after the
         address).
-    seed, seed_load : xorshift32 seeding (see :mod:`.lfsr`).
+    seed, seed_load, seed_out, seed_load_out : xorshift32 seeding (see :mod:`.lfsr`); the
+        generators take ``*_out``, the inputs a cycle later, for the next PE too.
     sat_a, sat_lam, sat_w : saturation events of the previous cycle.
     """
 
@@ -147,7 +150,7 @@ class ProcessingElement(wiring.Component):
             "mem_fold": In(bits(F)), "mem_col": In(bits(C)),
             "w_we": In(1), "w_wdata": In(signed(mf.width)),
             "w_rdata": Out(signed(mf.width)), "g_rdata": Out(signed(cfg.gradient_acc_bits)),
-            "seed": In(32), "seed_load": In(1),
+            "seed": In(32), "seed_load": In(1), "seed_out": Out(32), "seed_load_out": Out(1),
             "sat_a": Out(bits(2 * cfg.mults[layer - 1] + 1)), "sat_lam": Out(1),
             "sat_w": Out(bits(cfg.mults[layer - 1] + 1)),
         })
@@ -183,6 +186,10 @@ class ProcessingElement(wiring.Component):
         h_half = Signal(16)
         m.d.sync += [h_shift.eq(self.h_shift), lr_shift.eq(self.lr_shift),
                      h_half.eq((1 << h_shift) >> 1)]
+        # the seed and its load travel the same way (a broadcast to every generator was the
+        # ULX3S preset's slowest path once the others were gone); the first update comes
+        # steps after the load
+        m.d.sync += [self.seed_out.eq(self.seed), self.seed_load_out.eq(self.seed_load)]
 
         # -- sensitivity write port ----------------------------------------------------------
         # with pick_ahead, the target and the fold's current lam are registered first: the
@@ -268,8 +275,14 @@ class ProcessingElement(wiring.Component):
 
             # c1: operands (the multiplier sees the master weight with its extra bits dropped)
             w_eff = w1[cfg.master_extra_bits:].as_signed()
-            fold_now = const_mul(c1.fold, M) + k
-            lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
+            if self.pick_ahead and F > 1:
+                # picked a cycle ahead, from c0's fold (the current registers change only at
+                # a commit): the fold multiplexer and the operand select are two paths
+                lam_f = Signal(signed(sf.width), name=f"lam_f{k}")
+                m.d.sync += lam_f.eq(Array(self.lam)[(const_mul(c0.fold, M) + k)[:bits(F)]])
+            else:
+                fold_now = const_mul(c1.fold, M) + k
+                lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
             mul_a = Signal(signed(max(wf.width, sf.width)), name=f"mul_a{k}")
             mul_b = Signal(signed(max(af.width, sf.width)), name=f"mul_b{k}")
             m.d.sync += [
@@ -289,7 +302,7 @@ class ProcessingElement(wiring.Component):
             products.append(product)
             lfsr = LFSR(self.layer, self.pe * M + k)
             m.submodules[f"lfsr{k}"] = lfsr
-            m.d.comb += [lfsr.seed.eq(self.seed), lfsr.load.eq(self.seed_load),
+            m.d.comb += [lfsr.seed.eq(self.seed_out), lfsr.load.eq(self.seed_load_out),
                          lfsr.step.eq(mine[1] & (c1.op == OP_UPDATE) & stochastic)]
             offset = (lfsr.state & mask) if stochastic else half
             rounded = Signal(signed(gw + 1), name=f"rounded{k}")   # c2: G + r
