@@ -106,9 +106,11 @@ class CommandEngine(wiring.Component):
             m.d.sync += tx_crc.eq(tx_crc_next)
         # tx_count == tx_len, registered (off the paths from the replies' sources to the
         # receiver's state): the header's four bytes give it time to settle
+        # (tx_count + 1 kept beside it: no carry chain after the handshake)
         payload_sent = Signal()
+        tx_count_next = Signal(16)
         with m.If(tx_byte_taken):
-            m.d.sync += payload_sent.eq(tx_count + 1 == tx_len)
+            m.d.sync += payload_sent.eq(tx_count_next == tx_len)
         with m.Else():
             m.d.sync += payload_sent.eq(tx_count == tx_len)
         with m.FSM(name="transmit"):
@@ -116,7 +118,7 @@ class CommandEngine(wiring.Component):
                 m.d.comb += tx_done.eq(1)
                 with m.If(tx_start):
                     m.d.comb += tx_done.eq(0)
-                    m.d.sync += [tx_crc.eq(0xFFFF), tx_count.eq(0)]
+                    m.d.sync += [tx_crc.eq(0xFFFF), tx_count.eq(0), tx_count_next.eq(1)]
                     m.next = "SYNC"
             for state, value, after in (("SYNC", SYNC, "OP"), ("OP", tx_op, "LEN0"),
                                         ("LEN0", tx_len[:8], "LEN1"),
@@ -135,7 +137,8 @@ class CommandEngine(wiring.Component):
                     with m.If(self.tx.ready & tx_byte_valid):
                         m.d.comb += tx_byte_taken.eq(1)
                         m.d.sync += [sent.eq(tx_byte), sent_valid.eq(1),
-                                     tx_count.eq(tx_count + 1)]
+                                     tx_count.eq(tx_count_next),
+                                     tx_count_next.eq(tx_count_next + 1)]
             with m.State("CRC0"):
                 m.d.comb += [self.tx.payload.eq(tx_crc[:8]), self.tx.valid.eq(1)]
                 with m.If(self.tx.ready):

@@ -199,33 +199,38 @@ class LayerEngine(wiring.Component):
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
         # (the network delays its idle-time reads of the registers to match). Only the
-        # write enable is decoded per PE; the write's fold, value and address are registered
-        # once for all, every cycle. (With an enable from the decode on them, one copy per
-        # PE, the decode drove the enables of all of them: the ULX3S preset's slowest path at
-        # 74.9 MHz. Copies kept apart without the enable: 68.8 MHz; one register: 89.3.)
-        def registered(value, name):
-            register = Signal(value.shape(), name=name, reset_less=True)
+        # write enable is decoded per PE; each PE has its own copy of the write's kind, fold
+        # and value and of the memory access's fold, column and data, taken every cycle.
+        # (With an enable from the decode on them, the decode drove the enables of all of
+        # them: the ULX3S preset's slowest path at 74.9 MHz. One register for all PEs, 84.1
+        # MHz: 5.8 ns of wire to the farthest PE's register-write decode.) A layer of one PE
+        # has nothing to keep apart: there its copies of the row's fold may merge.
+        def copy(value, name, p):
+            if P > 1:
+                return kept_copy(m, value, f"{name}{p}")
+            register = Signal(value.shape(), name=f"pe_{name}", reset_less=True)
             m.d.sync += register.eq(value)
             return register
-        reg_kind = registered(self.reg_kind, "pe_reg_kind")
-        reg_fold = registered(fold_of(n)[self.reg_index], "pe_reg_fold")
-        reg_value = registered(self.reg_value, "pe_reg_value")
+        reg_fold = fold_of(n)[self.reg_index]
+        # the bits a register takes (kept registers keep unused bits too)
+        reg_value = self.reg_value[:max(af.width, sf.width, 2)].as_signed() if P > 1 else \
+            self.reg_value
         for p, pe in enumerate(pes):
             m.d.sync += pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p))
-            m.d.comb += [pe.reg_kind.eq(reg_kind), pe.reg_fold.eq(reg_fold),
-                         pe.reg_value.eq(reg_value)]
+            m.d.comb += [pe.reg_kind.eq(copy(self.reg_kind, "reg_kind", p)),
+                         pe.reg_fold.eq(copy(reg_fold, "reg_fold", p)),
+                         pe.reg_value.eq(copy(reg_value, "reg_value", p))]
 
         # -- idle-time memory access ---------------------------------------------------------
         mem_pe = Signal(bits(P))   # the PE whose read answers now
         m.d.sync += mem_pe.eq(
             delay(m, pe_of(n)[self.mem_row], READBACK_LATENCY - 2, "mem_pe")[-1])
-        mem_fold = registered(fold_of(n)[self.mem_row], "pe_mem_fold")
-        mem_col = registered(self.mem_col, "pe_mem_col")
-        w_wdata = registered(self.w_wdata, "pe_w_wdata")
+        mem_fold = fold_of(n)[self.mem_row]
         for p, pe in enumerate(pes):
             m.d.sync += pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p))
-            m.d.comb += [pe.mem_fold.eq(mem_fold), pe.mem_col.eq(mem_col),
-                         pe.w_wdata.eq(w_wdata)]
+            m.d.comb += [pe.mem_fold.eq(copy(mem_fold, "mem_fold", p)),
+                         pe.mem_col.eq(copy(self.mem_col, "mem_col", p)),
+                         pe.w_wdata.eq(copy(self.w_wdata, "w_wdata", p))]
         m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
                      self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
 
