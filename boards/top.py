@@ -20,6 +20,11 @@ def pll_for(board, clock_mhz):
     return (ice40_pll if board.family == "ice40" else ecp5_pll)(fin, clock_mhz)
 
 
+#: Multipliers from which an ECP5 design's reset goes on a global net (the 8 + 2 PE preset
+#: has 10; its fabric reset, 18k loads, was its slowest path).
+GLOBAL_RESET_MULTIPLIERS = 8
+
+
 class BoardTop(Elaboratable):
     """``board``: :class:`~.board.Board`; ``cfg``, ``samples``: the accelerator;
     ``pll``: :class:`~.pll.PLLSetting` of the design clock."""
@@ -30,8 +35,12 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         board, pll = self.board, self.pll
-        # ECP5: the reset is asynchronous, on a global net (below)
-        global_reset = board.family == "ecp5"
+        # ECP5, designs of many PEs: the reset is asynchronous, on a global net (below).
+        # Small ones keep the synchronous reset in fabric: its net is short, and nextpnr's
+        # router2 failed to route the reduced CI build's reset from its synchroniser into the
+        # global buffer ("Failed to route arc ... G_CLKI_TDCC0"), a placement-dependent dead end.
+        global_reset = (board.family == "ecp5"
+                        and self.cfg.multipliers >= GLOBAL_RESET_MULTIPLIERS)
         m.domains.sync = cd = ClockDomain(async_reset=global_reset)
         locked = Signal()
         if board.family == "ice40":

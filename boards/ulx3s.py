@@ -6,16 +6,15 @@ from .board import Board, Capacity, register
 
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
-    # The issue's network, 64-64-10, on 8 + 2 PEs (11 multipliers): 74.9 MHz at this target
-    # in about 8 minutes. Most of the 156 multipliers is out of reach: each lane carries
-    # about 1.8k LUT4s of accumulator, update and relaxation arithmetic and about three block
-    # RAMs of weights and gradients beside the data set's, and the data set's block RAMs,
-    # spread over the chip, limit the clock (README: Limits).
+    # The issue's network, 64-64-10, on 16 + 5 PEs (22 multipliers with the loss's squarer)
+    # in about 15 minutes (README: Limits). Most of the 156 multipliers is out of reach: each
+    # lane carries about 1.8k LUT4s of accumulator, update and relaxation arithmetic and about
+    # three block RAMs of weights and gradients beside the data set's.
     clock_mhz=72.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),
-    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "8,2",
+    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "16,5",
             # 1024 samples: with digits' 1,798 the data set's 150 block RAMs, spread over
             # the chip, held the clock to 60-72 MHz
             "rounding": "stochastic", "samples": 1024},
