@@ -10,11 +10,25 @@ from dataclasses import dataclass
 from ..hdl.config import NetConfig
 from ..hdl.datamem import SINGLE_PORT_RAM
 
-__all__ = ["Board", "Capacity", "BoardError", "register", "get_board", "BOARDS"]
+__all__ = ["Board", "Capacity", "BoardError", "register", "get_board", "BOARDS",
+           "shortfall", "does_not_fit"]
 
 
 class BoardError(ValueError):
     """A board request that cannot be met (unknown board, impossible clock, too large)."""
+
+
+def shortfall(what, needed, available):
+    """One resource that does not fit, for :func:`does_not_fit`."""
+    return f"{what}: {needed} needed, {available} available ({needed - available} too many)"
+
+
+def does_not_fit(board, cfg, short, when="",
+                 fix="Use fewer PEs (--pes) or a smaller network"):
+    """The one-line error for ``cfg`` not fitting ``board``: the ``short`` resources
+    (``when``: at which stage it was found) and what to change."""
+    return BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the "
+                      f"{board.name}{when}: " + "; ".join(short) + f". {fix}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-from .board import BoardError
+from .board import BoardError, shortfall, does_not_fit
 from .pll import PLLError
 from .resources import check_fits, SPRAM_WORDS, SPRAM_WIDTH
 from .top import BoardTop, pll_for
@@ -209,13 +209,11 @@ def _check_logic(board, cfg, stat):
     """After synthesis: name the logic shortfall nextpnr would otherwise report cryptically."""
     luts, ffs = _stat_cells(stat)
     cap = board.capacity
-    short = [f"{what}: {n} needed, {avail} available ({n - avail} too many)"
+    short = [shortfall(what, n, avail)
              for what, n, avail in (("LUT4s", luts, cap.luts), ("flip-flops", ffs, cap.ffs))
              if n > avail]
     if short:
-        raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the "
-                         f"{board.name} after synthesis: " + "; ".join(short)
-                         + ". Use fewer PEs (--pes) or a smaller network")
+        raise does_not_fit(board, cfg, short, " after synthesis")
 
 
 def _explain_failure(board, cfg, build_dir, code):
@@ -224,12 +222,10 @@ def _explain_failure(board, cfg, build_dir, code):
         log = (build_dir / f"{NAME}.tim").read_text()
     except OSError:
         log = ""
-    short = [f"{CELL_NAMES.get(cell, cell)}: {used} needed, {avail} available "
-             f"({used - avail} too many)" for cell, used, avail in overfull(log)]
+    short = [shortfall(CELL_NAMES.get(cell, cell), used, avail)
+             for cell, used, avail in overfull(log)]
     if short:
-        raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the "
-                         f"{board.name}: " + "; ".join(short)
-                         + ". Use fewer PEs (--pes) or a smaller network")
+        raise does_not_fit(board, cfg, short)
     errors = [line for line in log.splitlines() if line.startswith("ERROR")]
     raise BoardError(f"the {board.name} build failed (exit {code})"
                      + (f": {errors[-1]}" if errors else "")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from amaranth.back import rtlil
 
 from ..hdl.uart import UARTAccelerator
-from .board import BoardError
+from .board import shortfall, does_not_fit
 
 __all__ = ["Estimate", "estimate", "check_fits", "RAM_SHAPES"]
 
@@ -112,8 +112,7 @@ def check_fits(board, cfg, samples):
     cap = board.capacity
     short = []
     if need.dsps > cap.dsps:
-        short.append(f"multipliers: {need.dsps} needed, {cap.dsps} available "
-                     f"({need.dsps - cap.dsps} too many)")
+        short.append(shortfall("multipliers", need.dsps, cap.dsps))
     if need.ram_blocks > cap.ram_blocks:
         short.append(f"block RAM: {need.ram_blocks} blocks "
                      f"({need.ram_blocks * cap.ram_block_bits // 1024} kbit) needed, "
@@ -124,7 +123,6 @@ def check_fits(board, cfg, samples):
                      f"the board has {cap.data_memory_bits // 1024} kbit "
                      f"({over // 1024} kbit too many)")
     if short:
-        raise BoardError(f"net {cfg.net_text} with PEs {cfg.pes_text} does not fit the {board.name}: " + "; ".join(short)
-                         + ". Use fewer PEs (--pes), fewer samples (--samples) or a smaller "
-                           "network")
+        raise does_not_fit(board, cfg, short, fix="Use fewer PEs (--pes), fewer samples "
+                                                  "(--samples) or a smaller network")
     return need
