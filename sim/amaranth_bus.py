@@ -37,6 +37,8 @@ class AmaranthBus:
         ctx.set(dut.addr, addr)
         ctx.set(dut.re, 1)
         await ctx.tick()
+        # the address is taken with ``re``: another on the bus at once must not change the answer
+        ctx.set(dut.addr, addr ^ 1)
         ctx.set(dut.re, 0)
         for _ in range(READ_LATENCY - 1):
             await ctx.tick()

@@ -12,7 +12,7 @@ from dyadic.hdl.fixed import SQ
 from dyadic.hdl.lfsr import LFSR, xorshift32, seed_state, pe_constant
 from dyadic.hdl.network import RelaxationNetwork
 from dyadic.hdl.datamem import DataMemory
-from dyadic.hdl.regmap import Status
+from dyadic.hdl.regmap import Status, Space, Op, address, col_bits
 from dyadic.hdl.status import StatusCounters, ROUND, counter_width
 from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_GRADIENT,
                            OP_UPDATE, WRITE_LATENCY)
@@ -192,6 +192,42 @@ def test_layer_engines_in_the_network(net, act, pes, mults, rng):
         bus = AmaranthBus(ctx, dut)
         assert await scenarios.trace_scenario(bus, cfg, rng) > 0
         await scenarios.train_scenario(bus, cfg, rng, samples=7, batch=3, lr_shift=3, seed=5)
+
+    run(dut, bench)
+
+
+def test_a_command_the_cycle_after_a_write_sees_it(rng):
+    """Bus writes reach the PEs through registers of the layer's, cycles after the bus. A weight
+    and a register of a layer's last PE, written last, must be there for a relaxation step the
+    cycle after, and for a read the cycle after."""
+    cfg = NetConfig.from_strings("4-8-3", "relu,identity", pes="8,1", act_format="3.8")
+    dut = RelaxationNetwork(cfg, samples=1)
+    model = scenarios.random_model(cfg, rng)
+    X = cfg.act_format.quantise(rng.uniform(-1, 1, (1, 4)))
+    Y = cfg.act_format.quantise(rng.uniform(-1, 1, (1, 3)))
+    start = model.random_state(rng)
+    row = 7   # row r of layer 1 lives in PE r % 8
+    stale_w = [w.copy() for w in model.weights]
+    stale_w[0][row, 0] = ~stale_w[0][row, 0]
+    stale = {kind: [v.copy() for v in values] for kind, values in start.items()}
+    stale["a"][0][row] = ~stale["a"][0][row]
+    want = model.relax(X[0], Y[0], start, 1)[1]
+
+    async def bench(ctx):
+        bus = AmaranthBus(ctx, dut)
+        await scenarios.load_weights(bus, cfg, stale_w)
+        await scenarios.load_dataset(bus, cfg, X, Y)
+        await scenarios.write_registers(bus, cfg, stale)
+        await bus.write(address(Space.W, 1, row << col_bits(cfg)), model.weights[0][row, 0])
+        await bus.write(address(Space.A, 1, row), start["a"][0][row])
+        await bus.command(op=Op.RELAX, count=1, sample=0)
+        got = await scenarios.read_registers(bus, cfg)
+        for kind in ("a", "d", "lam"):
+            for l in range(cfg.L):
+                assert_array_equal(got[kind][l], want[kind][l], err_msg=f"{kind}_{l + 1}")
+        # and a read the cycle after a write
+        await bus.write(address(Space.A, 1, row), stale["a"][0][row])
+        assert await bus.read(address(Space.A, 1, row)) == stale["a"][0][row]
 
     run(dut, bench)
 
