@@ -128,10 +128,7 @@ class RelaxationNetwork(wiring.Component):
                      top.y_data.eq(y_mem.data)]
 
         # -- status counters -----------------------------------------------------------------
-        # train / infer: loss and correct count, from a step's start to its end (a register:
-        # the state's and the command's decoding in front of the loss counter's carry chain
-        # were the reduced ECP5 build's slowest path)
-        scoring = Signal()
+        scoring = Signal()  # train / infer: loss and correct count
         sat = {kind: sum(getattr(e, kind) for e in engines)
                for kind in ("sat_a", "sat_lam", "sat_w")}
         loss = Mux(scoring & top.loss_valid, top.loss_add, 0)
@@ -275,11 +272,8 @@ class RelaxationNetwork(wiring.Component):
             for e, slot in zip(engines, slots):
                 m.d.sync += slot.eq(Mux(slot == e.depth - 1, 0, slot + 1))
 
-        # inference needs a sample only until its output is scored (step t = k + L + 1);
-        # registered, as batch_size is constant for steps (its sum, the choice and the
-        # comparison with t in one cycle were the reduced ECP5 build's slowest path)
-        steps_in_batch = Signal(18)
-        m.d.sync += steps_in_batch.eq(Mux(learning, batch_size + 2 * L, batch_size + L + 1))
+        # inference needs a sample only until its output is scored (step t = k + L + 1)
+        steps_in_batch = Mux(learning, batch_size + 2 * L, batch_size + L + 1)
         # the commit's decisions, registered while the step runs (t is constant then)
         last_relax_step = Signal()
         last_batch_step = Signal()
@@ -325,14 +319,13 @@ class RelaxationNetwork(wiring.Component):
             with m.State("STEP"):   # the registered step controls settle
                 m.next = "STEP_SAMPLE"
             with m.State("STEP_SAMPLE"):   # and the step's samples (two registered stages)
-                m.d.sync += scoring.eq(~relax_mode)
                 m.next = "START"
             with m.State("START"):
-                m.d.comb += start.eq(1)
+                m.d.comb += [start.eq(1), scoring.eq(~relax_mode)]
                 m.next = "WAIT"
             with m.State("WAIT"):
+                m.d.comb += scoring.eq(~relax_mode)
                 with m.If(all_done):
-                    m.d.sync += scoring.eq(0)
                     m.next = "COMMIT"
             with m.State("COMMIT"):
                 m.d.comb += commit.eq(1)
