@@ -4,15 +4,17 @@ One relaxation step of layer ``l`` issues, one column per cycle into the PE chai
 
 1. forward, fold by fold, column by column: ``a_l, d_l <- f(W_l [a_{l-1}; 1])``, reading
    ``a_{l-1}`` from the layer below (or ``x`` from the data memory for layer 1) and writing it
-   with ``d_{l-1}`` into the skew memory;
+   (with ``d_{l-1}``) into the skew memory; when the step accumulates gradients, the same words
+   do ``G_l (+)= lam_l [a_{l-1}; 1]^T`` with the skewed ``a_{l-1}`` on the PEs' gradient
+   multipliers;
 2. backward (``l >= 2``), column by column with the folds inside: the partial sums of
    ``W_l^T lam_l`` leave the chain's tail, are scaled by the (skewed) ``d_{l-1}`` and written as
-   the next ``lam_{l-1}`` of the layer below;
-3. gradient (when enabled): ``G_l (+)= lam_l [a_{l-1}; 1]^T`` with the skewed ``a_{l-1}``.
+   the next ``lam_{l-1}`` of the layer below.
 
 Layer ``L`` also runs the output unit: ``lam_L <- d_L (a_L - y)``, the loss ``|a_L - y|^2`` and
-the correct-prediction test. The skew memory holds ``2(L-l+1) + 1`` slots of ``(a_{l-1},
-d_{l-1})``; in trace mode the read slot equals the write slot (no delay).
+the correct-prediction test. The skew memory holds ``2(L-l+1) + 1`` slots of ``a_{l-1}`` (and
+``d_{l-1}`` for ``l >= 2``); in trace mode the read slot equals the write slot, and the
+gradient takes the forward operand itself (no delay; the slot is being written).
 """
 
 from amaranth import Module, Signal, Mux, Array, Const, Cat, signed, unsigned
@@ -23,7 +25,7 @@ from .arith import derivative_scale, saturate, const_mul, delay, kept_copy
 from .datamem import DataMemory
 from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
-                 OP_GRADIENT, OP_UPDATE, WRITE_LATENCY, LAM_LATENCY, pick_ahead)
+                 OP_UPDATE, WRITE_LATENCY, LAM_LATENCY, pick_ahead)
 
 __all__ = ["LayerEngine", "skew_depth", "lam_write_latency", "SOURCE_LATENCY",
            "READBACK_LATENCY", "REGISTER_READ_LATENCY"]
@@ -70,7 +72,7 @@ class LayerEngine(wiring.Component):
     src_addr, src_a, src_d :
         Read port into the layer below (``a_{l-1}``, ``d_{l-1}``, :data:`SOURCE_LATENCY`
         cycles latency); for layer 1 ``src_addr`` addresses the data memory from
-        ``x_fwd_base`` / ``x_grad_base``.
+        ``x_base``, the step's sample.
     rd_addr, rd_a, rd_d, rd_lam :
         Read port of this layer's current registers (:data:`REGISTER_READ_LATENCY`).
     lam_in_* : sensitivity targets written by the layer above.
@@ -115,7 +117,7 @@ class LayerEngine(wiring.Component):
             "sat_a": Out(8), "sat_lam": Out(8), "sat_w": Out(8),
         }
         if layer == 1:
-            ports.update({"x_fwd_base": In(data_addr_bits), "x_grad_base": In(data_addr_bits)})
+            ports.update({"x_base": In(data_addr_bits)})
         else:
             ports.update({"lam_out_valid": Out(1), "lam_out_index": Out(bits(self.n_in)),
                           "lam_out_value": Out(signed(sf.width))})
@@ -244,10 +246,14 @@ class LayerEngine(wiring.Component):
         sat_lam_output = Signal()
 
         # -- skew memory of (a_{l-1}, d_{l-1}) -----------------------------------------------
+        skewed = {"a": signed(af.width)} | ({"d": unsigned(2)} if l > 1 else {})
+        m.submodules.skew = skew = block_ram(data.StructLayout(skewed), self.depth * n_in)
+        skew_wr, skew_grad = skew.write_port(), skew.read_port()
         if l > 1:
-            m.submodules.skew = skew = block_ram(
-                data.StructLayout({"a": signed(af.width), "d": unsigned(2)}), self.depth * n_in)
-            skew_wr, skew_grad, skew_tail = skew.write_port(), skew.read_port(), skew.read_port()
+            skew_tail = skew.read_port()
+        # trace mode reads the slot being written: the gradient takes the forward operand
+        same_slot = Signal()
+        m.d.sync += same_slot.eq(self.slot_r == self.slot_w)
 
         # -- sequencer -----------------------------------------------------------------------
         # ``fold``: the fold group
@@ -274,9 +280,9 @@ class LayerEngine(wiring.Component):
             with m.Else():
                 m.d.sync += col.eq(col + 1)
 
-        after_forward = "BACKWARD" if l > 1 else "GRADIENT"
+        after_forward = "BACKWARD" if l > 1 else "DRAIN"
         # layer 1 reads x from the data memory: the sample's base address, a register set
-        # as the forward and gradient passes begin (no pass decoding on the address path)
+        # as the step begins
         x_base = Signal.like(self.src_addr)
         with m.FSM():
             with m.State("IDLE"):
@@ -286,18 +292,17 @@ class LayerEngine(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [fold.eq(0), col.eq(0), gradient_on.eq(self.gradient_on)]
                     if l == 1:
-                        m.d.sync += x_base.eq(self.x_fwd_base)
+                        m.d.sync += x_base.eq(self.x_base)
                     m.next = "FORWARD"
                 with m.Elif(self.update_start):
                     m.d.sync += [fold.eq(0), col.eq(0)]
                     m.next = "UPDATE"
             with m.State("FORWARD"):
                 m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_FORWARD), issue.first.eq(col == 0),
-                             issue.last.eq(last_col)]
-                if l == 1:
-                    with m.If(last_col & last_fold):
-                        m.d.sync += x_base.eq(self.x_grad_base)
+                             issue.last.eq(last_col), issue.gradient.eq(gradient_on),
+                             issue.overwrite.eq(self.overwrite)]
                 next_fold_major(after_forward)
+                m.d.sync += drain.eq(0)
             if l > 1:
                 with m.State("BACKWARD"):
                     m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_BACKWARD),
@@ -306,20 +311,12 @@ class LayerEngine(wiring.Component):
                         m.d.sync += fold.eq(0)
                         with m.If(col == n_in - 1):
                             m.d.sync += col.eq(0)
-                            m.next = "GRADIENT"
+                            m.next = "DRAIN"
                         with m.Else():
                             m.d.sync += col.eq(col + 1)
                     with m.Else():
                         m.d.sync += fold.eq(fold + 1)
-            with m.State("GRADIENT"):
-                with m.If(gradient_on):
-                    m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_GRADIENT),
-                                 issue.first.eq(col == 0), issue.last.eq(last_col),
-                                 issue.overwrite.eq(self.overwrite)]
-                    next_fold_major("DRAIN")
-                with m.Else():
-                    m.next = "DRAIN"
-                m.d.sync += drain.eq(0)
+                    m.d.sync += drain.eq(0)
             with m.State("UPDATE"):
                 m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_UPDATE), issue.first.eq(col == 0),
                              issue.last.eq(last_col)]
@@ -336,25 +333,25 @@ class LayerEngine(wiring.Component):
         issued = delay(m, issue, SOURCE_LATENCY, "issued")
         pending = issued[-1]   # the word whose operand arrives now
 
-        # Source addresses for the word being issued (data arrives with ``pending``).
-        if l == 1:
-            m.d.comb += self.src_addr.eq(x_base + col)
-        else:
-            m.d.comb += [self.src_addr.eq(col),
-                         skew_grad.addr.eq(const_mul(self.slot_r, n_in) + issued[-3].col)]
-            m.d.comb += [skew_wr.addr.eq(const_mul(self.slot_w, n_in) + pending.col),
-                         skew_wr.data.a.eq(self.src_a), skew_wr.data.d.eq(self.src_d),
-                         skew_wr.en.eq(pending.valid & (pending.op == OP_FORWARD)
-                                       & (pending.fold == 0) & (pending.col < n_in))]
-        if l == 1:
-            skewed_a = self.src_a
-        else:   # read a cycle ahead: the block RAM's output goes straight into a register
-            skewed_a = Signal(signed(af.width))
-            m.d.sync += skewed_a.eq(skew_grad.data.a)
-        operand = Mux(pending.col == n_in, one,
-                      Mux(pending.op == OP_GRADIENT, skewed_a, self.src_a))
+        # Source addresses for the word being issued (data arrives with ``pending``); the
+        # skew memory takes the first fold group's operands and gives the gradient's
+        m.d.comb += [self.src_addr.eq(x_base + col if l == 1 else col),
+                     skew_grad.addr.eq(const_mul(self.slot_r, n_in) + issued[-3].col),
+                     skew_wr.addr.eq(const_mul(self.slot_w, n_in) + pending.col),
+                     skew_wr.data.a.eq(self.src_a),
+                     skew_wr.en.eq(pending.valid & (pending.op == OP_FORWARD)
+                                   & (pending.fold == 0) & (pending.col < n_in))]
+        if l > 1:
+            m.d.comb += skew_wr.data.d.eq(self.src_d)
+        # read a cycle ahead: the block RAM's output goes straight into a register
+        skewed_a = Signal(signed(af.width))
+        m.d.sync += skewed_a.eq(skew_grad.data.a)
+        bias = pending.col == n_in
         first_word = Signal(ctl)
-        m.d.sync += [first_word.eq(pending), first_word.operand.eq(operand)]
+        m.d.sync += [first_word.eq(pending),
+                     first_word.operand.eq(Mux(bias, one, self.src_a)),
+                     first_word.grad_operand.eq(
+                         Mux(bias, one, Mux(same_slot, self.src_a, skewed_a)))]
         m.d.comb += [pes[0].ctl_in.eq(first_word), pes[0].ctl_early.eq(pending)]
 
         # -- backward tail: partial sums -> lam_{l-1} targets --------------------------------

@@ -262,10 +262,9 @@ class RelaxationNetwork(wiring.Component):
                 e.slot_r.eq(Mux(relax_mode, slot, Mux(slot == e.depth - 1, 0, slot + 1))),
             ]
             if l == 1:
-                # the forward base is taken as the step starts: left combinational after its
-                # registered sample (for a power-of-two width the product is wiring)
-                m.d.comb += e.x_fwd_base.eq(address(batch_sample(1), n0))
-                m.d.sync += e.x_grad_base.eq(address(batch_sample(g), n0))
+                # left combinational after its registered sample (for a power-of-two width
+                # the product is wiring); the gradient's x comes from the layer's skew memory
+                m.d.comb += e.x_base.eq(address(batch_sample(1), n0))
         m.d.sync += top.y_base.eq(address(batch_sample(1 + L), nL))
 
         def advance_slots():

@@ -1,4 +1,4 @@
-"""Processing element: one weight row per fold, local registers, one time-shared multiplier.
+"""Processing element: a weight row per fold, local registers, two multipliers per lane.
 
 PE ``p`` of layer ``l`` serves rows ``p, p + P, ...`` (its *folds*). It owns, per fold, the
 master weight row and gradient-accumulator row (local memories, bias last) and the dyadic
@@ -7,19 +7,21 @@ from the previous PE (or the layer engine) and are forwarded one cycle later, so
 on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one column per cycle):
 
 * forward:  ``acc += W[f, col] * operand`` (operand = ``a_{l-1}[col]``, 1.0 for the bias);
-  after the fold's last column ``a, d = f(acc)`` is written to the next registers;
+  after the fold's last column ``a, d = f(acc)`` is written to the next registers; with
+  ``gradient`` set, the same word also accumulates the gradient on a second multiplier,
+  ``G[f, col] (+)= lam[f] * grad_operand`` (the skewed ``a_{l-1}[col]``): one sweep over
+  ``(f, col)`` reads the weight and the gradient word it needs;
 * backward: ``psum_out = psum_in + sum_f W[f, col] * lam[f]`` - the partial sum of
   ``(W^T lam)[col]`` travels down the chain, nothing is transposed;
-* gradient: ``G[f, col] (+)= lam[f] * operand``;
 * update:   ``W[f, col] = sat(W - (G + r) >> s)`` with ``r`` from the PE's xorshift32.
 
-With ``M`` multipliers per PE (``NetConfig.mults``) each control word covers a *group* of
-``M`` folds: multiplier ``k`` works on fold ``g * M + k`` with its own weight and gradient
-memories, accumulator, activation unit and xorshift32 generator; the backward products of the
-group are added before joining the travelling sum. Pipeline: memory addresses a cycle ahead
-(from ``ctl_early``), c0 memory data registered, c1 operand select, c2 product, c3 accumulate
-/ gradient write (the update: c2 ``G + r``, c3 the shift, c4 ``W - delta``, c5 the saturated
-write), c4-c9 activation write-back
+With ``M`` lanes per PE (``NetConfig.mults``) each control word covers a *group* of ``M``
+folds: lane ``k`` works on fold ``g * M + k`` with its own two multipliers, weight and
+gradient memories, accumulator, activation unit and xorshift32 generator; the backward
+products of the group are added before joining the travelling sum. Pipeline: memory addresses
+a cycle ahead (from ``ctl_early``), c0 memory data registered, c1 operand select, c2 products,
+c3 accumulate / gradient write (the update: c2 ``G + r``, c3 the shift, c4 ``W - delta``, c5
+the saturated write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives (a cycle more with
 :func:`pick_ahead`). The layer's drain covers all.
@@ -34,10 +36,9 @@ from .arith import saturate, const_mul
 from .lfsr import LFSR
 from .ram import block_ram
 
-__all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_GRADIENT",
-           "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
+__all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
 
-OP_FORWARD, OP_BACKWARD, OP_GRADIENT, OP_UPDATE = range(4)
+OP_FORWARD, OP_BACKWARD, OP_UPDATE = range(3)
 
 #: Cycles from a control word entering a PE to its last register or memory write (c9).
 WRITE_LATENCY = 10
@@ -82,18 +83,20 @@ def bits(n):
 
 
 def groups(cfg, layer):
-    """Fold groups a layer's sequencer issues: each PE's multipliers work on ``M`` folds at
-    once (fold ``g * M + k`` on multiplier ``k``)."""
+    """Fold groups a layer's sequencer issues: each PE's lanes work on ``M`` folds at once
+    (fold ``g * M + k`` on lane ``k``)."""
     folds = -(-cfg.sizes[layer] // cfg.pes[layer - 1])
     return -(-folds // cfg.mults[layer - 1])
 
 
 def control_layout(cfg, layer):
-    """The control word that travels down a layer's PE chain (``fold``: the fold group)."""
+    """The control word that travels down a layer's PE chain (``fold``: the fold group;
+    ``gradient``, ``overwrite``, ``grad_operand``: a forward word's gradient accumulation)."""
     return data.StructLayout({
         "valid": 1, "op": 2, "fold": bits(groups(cfg, layer)),
         "col": bits(cfg.row_length(layer)),
-        "first": 1, "last": 1, "overwrite": 1, "operand": signed(cfg.act_format.width)})
+        "first": 1, "last": 1, "gradient": 1, "overwrite": 1,
+        "operand": signed(cfg.act_format.width), "grad_operand": signed(cfg.act_format.width)})
 
 
 class ProcessingElement(wiring.Component):
@@ -251,7 +254,7 @@ class ProcessingElement(wiring.Component):
             m.d.sync += [finished.eq(1), finished_group.eq(c3.fold)]
 
         for k, folds in enumerate(lanes):
-            # lane k: multiplier k, the PE's folds k, k + M, ... at groups 0, 1, ...
+            # lane k: the PE's folds k, k + M, ... at groups 0, 1, ...
             G = len(folds)
             w_mem, g_mem = block_ram(signed(mf.width), G * C), block_ram(signed(gw), G * C)
             m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
@@ -283,11 +286,15 @@ class ProcessingElement(wiring.Component):
             else:
                 fold_now = const_mul(c1.fold, M) + k
                 lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
-            mul_a = Signal(signed(max(wf.width, sf.width)), name=f"mul_a{k}")
+            # the weight's multiplier (forward and backward) and the gradient's
+            mul_a = Signal(signed(wf.width), name=f"mul_a{k}")
             mul_b = Signal(signed(max(af.width, sf.width)), name=f"mul_b{k}")
+            grad_a = Signal(signed(sf.width), name=f"grad_a{k}")
+            grad_b = Signal(signed(af.width), name=f"grad_b{k}")
             m.d.sync += [
-                mul_a.eq(Mux(mine[1], Mux(c1.op == OP_GRADIENT, lam_f, w_eff), 0)),
+                mul_a.eq(Mux(mine[1], w_eff, 0)),
                 mul_b.eq(Mux(c1.op == OP_BACKWARD, lam_f, c1.operand)),
+                grad_a.eq(lam_f), grad_b.eq(c1.grad_operand),
             ]
             g2, w3, g3 = (Signal(signed(gw), name=f"g2_{k}"),
                           Signal(signed(mf.width), name=f"w3_{k}"),
@@ -295,10 +302,11 @@ class ProcessingElement(wiring.Component):
             w2 = Signal(signed(mf.width), name=f"w2_{k}")
             m.d.sync += [w2.eq(w1), g2.eq(g1), w3.eq(w2), g3.eq(g2)]
 
-            # c2: product; the update's rounding offset from this multiplier's generator
+            # c2: products; the update's rounding offset from this lane's generator
             product = Signal(signed(mul_a.shape().width + mul_b.shape().width),
                              name=f"product{k}")
-            m.d.sync += product.eq(mul_a * mul_b)
+            grad_product = Signal(signed(sf.width + af.width), name=f"grad_product{k}")
+            m.d.sync += [product.eq(mul_a * mul_b), grad_product.eq(grad_a * grad_b)]
             products.append(product)
             lfsr = LFSR(self.layer, self.pe * M + k)
             m.submodules[f"lfsr{k}"] = lfsr
@@ -318,8 +326,8 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [g_wr.addr.eq(address(c3.fold, c3.col)),
                          w_wr.addr.eq(Mux(c5.valid, address(c5.fold, c5.col), idle_address))]
             sat_w = Signal(name=f"sat_w{k}")
-            with m.If(c3.op == OP_GRADIENT):
-                m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + product),
+            with m.If((c3.op == OP_FORWARD) & c3.gradient):
+                m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + grad_product),
                              g_wr.en.eq(mine[3])]
             with m.If(c5.op == OP_UPDATE):
                 m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[5]),
@@ -373,7 +381,7 @@ class ProcessingElement(wiring.Component):
                                      else g_rdata[0])]
         m.d.sync += [self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
 
-        # c3: backward - this PE's share of (W^T lam)[col], summed over its multipliers and
+        # c3: backward - this PE's share of (W^T lam)[col], summed over its lanes and
         # fold groups, joins the partial sum travelling down the chain
         partial = Signal(signed(cfg.backward_acc_bits(self.layer)))
         here = Mux(c3.first, 0, partial) + sum(products)

@@ -14,8 +14,7 @@ from dyadic.hdl.network import RelaxationNetwork
 from dyadic.hdl.datamem import DataMemory
 from dyadic.hdl.regmap import Status, Space, Op, address, col_bits
 from dyadic.hdl.status import StatusCounters, ROUND, counter_width
-from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_GRADIENT,
-                           OP_UPDATE, WRITE_LATENCY)
+from dyadic.hdl.pe import ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_UPDATE, WRITE_LATENCY
 from dyadic.host.device_model import activate, DeviceModel
 from dyadic.sim import scenarios
 from dyadic.sim.amaranth_bus import AmaranthBus
@@ -88,6 +87,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
     groups = -(-len(rows) // mults)
     af, sf = cfg.act_format, cfg.sens_format
     x = af.quantise(rng.uniform(-1, 1, 3))
+    x_skewed = af.quantise(rng.uniform(-1, 1, 3))   # the gradient's operand: another sample
     lam = sf.quantise(rng.uniform(-1, 1, 5))
     dut = ProcessingElement(cfg, 1, pe)
     W_eff = model.effective(1)
@@ -101,9 +101,11 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
             m.d.sync += dut.ctl_in.eq(dut.ctl_early)
             return m
 
-    async def issue(ctx, op, fold, col, first, last, operand=0, overwrite=0):
+    async def issue(ctx, op, fold, col, first, last, operand=0, grad_operand=None):
+        gradient = grad_operand is not None
         ctx.set(dut.ctl_early, {"valid": 1, "op": op, "fold": fold, "col": col, "first": first,
-                                "last": last, "operand": int(operand), "overwrite": overwrite})
+                                "last": last, "operand": int(operand), "gradient": gradient,
+                                "overwrite": gradient, "grad_operand": int(grad_operand or 0)})
         await ctx.tick()
 
     async def idle(ctx, cycles=WRITE_LATENCY):
@@ -143,9 +145,10 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
                 await issue(ctx, OP_BACKWARD, f, c, f == 0, f == groups - 1)
             await idle(ctx, 4)
             out["psum"].append(ctx.get(dut.psum_out))
-        for f in range(groups):                         # gradient
+        skewed = list(x_skewed) + [af.one]
+        for f in range(groups):                         # forward again, with the gradient
             for c in range(C):
-                await issue(ctx, OP_GRADIENT, f, c, c == 0, c == C - 1, operands[c], overwrite=1)
+                await issue(ctx, OP_FORWARD, f, c, c == 0, c == C - 1, operands[c], skewed[c])
         await idle(ctx)
         ctx.set(dut.lr_shift, 3)
         ctx.set(dut.seed, 99)
@@ -172,7 +175,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
     assert_array_equal(out["d"], d_all[rows])
     # this PE's share of (W^T lam)[c]: the travelling partial sum with nothing upstream
     assert_array_equal(out["psum"], W_eff[rows, :3].T @ lam[rows])
-    grads = [np.outer(lam, model.with_bias_input(x))]
+    grads = [np.outer(lam, model.with_bias_input(x_skewed))]
     model.seed(99)
     model.update(grads)
     assert_array_equal(out["w"], model.weights[0][rows])
