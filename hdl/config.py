@@ -86,8 +86,9 @@ class NetConfig:
         Processing elements per layer; PE ``p`` of layer ``l`` serves rows ``p, p + P, ...``
         (its folds ``0, 1, ...``).
     mults : tuple of int
-        Multipliers per PE, per layer: multiplier ``k`` of a PE serves its folds
-        ``k, k + M, ...``, all on the same column at once.
+        Multiplier lanes per PE, per layer: lane ``k`` of a PE serves its folds
+        ``k, k + M, ...``, all on the same column at once, each lane with two multipliers
+        (the weight's: forward and backward; the gradient's).
     max_batch : int
         Largest mini-batch; sizes the gradient accumulators so they cannot overflow.
     """
@@ -146,9 +147,9 @@ class NetConfig:
 
     @property
     def multipliers(self):
-        """Multipliers of the layer engines: a PE has one per fold up to ``mults`` (the output
-        unit's squarer not counted)."""
-        return sum(min(k, len(self.rows_of_pe(l, p)))
+        """Multipliers of the layer engines: a PE has a lane per fold up to ``mults``, two
+        multipliers each (the output unit's squarer not counted)."""
+        return sum(2 * min(k, len(self.rows_of_pe(l, p)))
                    for l, (P, k) in enumerate(zip(self.pes, self.mults), 1) for p in range(P))
 
     @property
@@ -221,7 +222,7 @@ class NetConfig:
             raise ConfigError(f"activation format {self.act_format} cannot hold the bias input "
                               f"1.0: give it at least 2 integer bits (sign included)")
         if len(self.mults) != self.L or any(not 1 <= k <= 8 for k in self.mults):
-            raise ConfigError(f"multipliers per PE {self.mults} not allowed: one count per layer, "
+            raise ConfigError(f"multiplier lanes per PE {self.mults} not allowed: one count per layer, "
                               f"each 1..8")
         if not 0 <= self.master_extra_bits <= 16:
             raise ConfigError("master-weight extra bits must be 0..16")
@@ -302,8 +303,8 @@ class NetConfig:
 
     @property
     def pes_text(self):
-        """PEs per layer (``8,2``), written ``PxM`` where a layer's PEs have ``M`` multipliers
-        each (``8x2,2`` for ``--pes 8,2 --mults 2,1``)."""
+        """PEs per layer (``8,2``), written ``PxM`` where a layer's PEs have ``M`` multiplier
+        lanes each (``8x2,2`` for ``--pes 8,2 --mults 2,1``)."""
         return ",".join(f"{p}x{k}" if k > 1 else str(p) for p, k in zip(self.pes, self.mults))
 
     def describe(self):
@@ -313,5 +314,5 @@ class NetConfig:
                 f"a/x/y {self.act_format} W {self.weight_format}+{self.master_extra_bits} "
                 f"lam {self.sens_format} eta 2^-{self.lr_shift} {self.rounding} "
                 f"PEs {','.join(map(str, self.pes))}"
-                + (f" x {','.join(map(str, self.mults))} multipliers"
+                + (f" x {','.join(map(str, self.mults))} lanes"
                    if any(k > 1 for k in self.mults) else ""))

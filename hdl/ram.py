@@ -5,7 +5,8 @@ address; to keep that promise Yosys registers the write data and muxes it onto t
 output, a LUT level on the RAM's slowest path (5.6 ns clock-to-output on the ECP5). No
 datapath memory needs it: within a pass each word is read once and written (if at all) later,
 passes are separated by the layer's drain, the skew memory's slot written in a forward pass is
-read only after it, the read data of an idle-time write is discarded, and the status counters'
+read by later steps (a trace step reads the slot it writes and discards the word for the
+forward operand), the read data of an idle-time write is discarded, and the status counters'
 words are read by the bus only once settled, when none is written. Memories made by
 :func:`block_ram` carry ``no_rw_check``; the board build re-derives their read ports with that
 attribute honoured (:data:`dyadic.boards.build.COLLISIONS_UNDEFINED`), so the output goes

@@ -35,7 +35,8 @@ def add_config_options(p, net_default="64-16-10", act_default=None):
     g.add_argument("--master-bits", type=int, help="extra master-weight fraction bits")
     g.add_argument("--rounding", choices=ROUNDING_MODES, help="weight-update rounding")
     g.add_argument("--pes", help="processing elements per layer, e.g. 8,2")
-    g.add_argument("--mults", help="multipliers per processing element, per layer (default 1)")
+    g.add_argument("--mults", help="multiplier lanes per processing element, per layer "
+                                   "(default 1; a lane has two multipliers)")
 
 
 def config_from(args, net=None, lr_shift=None):

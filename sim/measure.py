@@ -33,7 +33,7 @@ def main(argv=None):
     p.add_argument("--net", default="64-16-10")
     p.add_argument("--act", default="leaky_relu,identity")
     p.add_argument("--pes", default=None)
-    p.add_argument("--mults", default=None, help="multipliers per PE, per layer")
+    p.add_argument("--mults", default=None, help="multiplier lanes per PE, per layer")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--simulator", default="verilator")
     args = p.parse_args(argv)

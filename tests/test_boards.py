@@ -46,7 +46,7 @@ def test_impossible_clocks_are_refused():
         ecp5_pll(25, 48)
 
 
-def test_estimate_counts_one_multiplier_per_pe_multiplier_plus_the_loss_squarer():
+def test_estimate_counts_the_pe_multipliers_plus_the_loss_squarer():
     cfg = NetConfig.from_strings("6-5-3", "leaky_relu,identity", pes="3,2", mults="1,2")
     need = estimate(get_board("ulx3s-85f"), cfg, 16)
     assert need.dsps == cfg.multipliers + 1
@@ -58,8 +58,8 @@ def test_oversized_network_is_rejected_naming_what_does_not_fit():
     with pytest.raises(BoardError) as e:
         check_fits(board, cfg, 64)
     message = str(e.value)
-    # 26 PE multipliers + the squarer against 8 SB_MAC16
-    assert "multipliers: 27 needed, 8 available (19 too many)" in message
+    # 26 PEs of two multipliers (weight, gradient) + the squarer against 8 SB_MAC16
+    assert "multipliers: 53 needed, 8 available (45 too many)" in message
     assert "block RAM" in message and "icebreaker" in message
 
 

@@ -184,7 +184,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
 @pytest.mark.parametrize("net, act, pes, mults", [
     ("5-7-3", "leaky_relu,identity", "3,2", "1,1"),
     ("4-6-5-3", "hardtanh,relu,identity", "2,5,1", "1,1,1"),
-    ("5-7-3", "relu,identity", "2,1", "3,2"),   # several multipliers per PE, uneven groups
+    ("5-7-3", "relu,identity", "2,1", "3,2"),   # several multiplier lanes per PE, uneven groups
 ])
 def test_layer_engines_in_the_network(net, act, pes, mults, rng):
     """The layer engines together, in amaranth.sim: trace steps and pipelined training."""

@@ -8,7 +8,7 @@ from dyadic.hdl.config import NetConfig
 from dyadic.sim.runner import SIMULATORS, run_cocotb, missing_simulator
 
 # L = 1..4, odd sizes, folded (fewer PEs than rows) and unfolded layers, every activation,
-# narrow formats that saturate, nearest and stochastic rounding, several multipliers per PE.
+# narrow formats that saturate, nearest and stochastic rounding, several multiplier lanes per PE.
 CONFIGS = {
     "4-3-relu-unfolded": (NetConfig.from_strings("4-3", "relu", pes="3"), 5),
     "5-7-3-folded": (NetConfig.from_strings("5-7-3", "leaky_relu,identity", pes="3,2",
