@@ -123,6 +123,15 @@ async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples
     assert status[Status.STEPS] == steps
     assert status[Status.SAT_ACTIVATION] == model.saturations["activation"]
     assert status[Status.SAT_SENSITIVITY] == model.saturations["sensitivity"]
+    # a gradient from arbitrary registers: lam_l [a_{l-1}; 1]^T of the step's current
+    # registers (a_0 = x), not yet backpropagation's; what a trace step's gradient takes, as
+    # the earlier steps' a_{l-1} still sit in the skew memories
+    await write_registers(bus, cfg, start)
+    await bus.command(op=Op.RELAX, count=1, sample=sample, gradient=1)
+    inputs = [X[sample]] + list(start["a"][:-1])
+    for l, got in enumerate(await read_gradients(bus, cfg), 1):
+        want = np.outer(start["lam"][l - 1], reference.with_bias_input(inputs[l - 1]))
+        assert_array_equal(got, want, err_msg=f"one-step gradient of layer {l}")
     # gradient mode: 2L + 1 steps from wherever the registers are, the last accumulating
     await bus.command(op=Op.RELAX, count=2 * cfg.L + 1, sample=sample, gradient=1)
     reference = model.gradient(X[sample], Y[sample])
