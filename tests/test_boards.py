@@ -80,8 +80,8 @@ def test_build_cli_refuses_with_one_line(capsys):
 
 
 def test_logic_that_does_not_fit_is_named_after_placement(tmp_path, capsys):
-    # passes the check before synthesis (29 of 30 block RAMs, 3 of 8 DSPs) and synthesises;
-    # nextpnr then finds about 150% of the UP5K's logic cells needed
+    # passes the check before synthesis (30 of 30 block RAMs, 5 of 8 DSPs) and synthesises;
+    # nextpnr then finds about 151% of the UP5K's logic cells needed
     args = ["build", "--board", "icebreaker", "--net", "64-16-10", "--act",
             "leaky_relu,identity", "--pes", "1,1", "--rounding", "nearest",
             "--master-bits", "4", "--build-dir", str(tmp_path)]
