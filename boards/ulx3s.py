@@ -6,10 +6,11 @@ from .board import Board, Capacity, register
 
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
-    # The network, 64-64-10, on 16 + 5 PEs (22 multipliers with the loss's squarer)
-    # in about 15 minutes (README: Limits). Most of the 156 multipliers is out of reach: each
-    # lane carries about 1.8k LUT4s of accumulator, update and relaxation arithmetic and about
-    # three block RAMs of weights and gradients beside the data set's.
+    # The network, 64-64-10, on 16 + 5 PEs (43 multipliers with the loss's squarer:
+    # a weight's and a gradient's per lane) in 15-25 minutes (README: Limits). Most of the 156
+    # multipliers is out of reach: each lane carries about 1.8k LUT4s of accumulator, update
+    # and relaxation arithmetic and about three block RAMs of weights and gradients beside the
+    # data set's; 32 + 10 PEs (85 multipliers, 207 of 208 block RAMs) did not route.
     clock_mhz=72.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
