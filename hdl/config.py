@@ -139,8 +139,8 @@ class NetConfig:
         return list(range(p, self.sizes[l], self.pes[l - 1]))
 
     def generators(self, l):
-        """Multipliers of layer ``l`` in LFSR order: ``(pe, lane, rows)`` with the rows that
-        multiplier updates, in order (generator number ``pe * M + lane``)."""
+        """Lanes of layer ``l`` in LFSR order: ``(pe, lane, rows)`` with the rows that lane
+        updates, in order (generator number ``pe * M + lane``)."""
         M = self.mults[l - 1]
         return [(p, k, self.rows_of_pe(l, p)[k::M]) for p in range(self.pes[l - 1])
                 for k in range(M)]
@@ -222,8 +222,8 @@ class NetConfig:
             raise ConfigError(f"activation format {self.act_format} cannot hold the bias input "
                               f"1.0: give it at least 2 integer bits (sign included)")
         if len(self.mults) != self.L or any(not 1 <= k <= 8 for k in self.mults):
-            raise ConfigError(f"multiplier lanes per PE {self.mults} not allowed: one count per layer, "
-                              f"each 1..8")
+            raise ConfigError(f"multiplier lanes per PE {self.mults} not allowed: one count per "
+                              f"layer, each 1..8")
         if not 0 <= self.master_extra_bits <= 16:
             raise ConfigError("master-weight extra bits must be 0..16")
         if self.master_format.width > 32:
@@ -283,7 +283,7 @@ class NetConfig:
                 raise ConfigError(f"cannot read {what} {text!r}: write counts joined by ',', "
                                   f"e.g. 8,2") from None
         pes = counts(pes, "PEs per layer")
-        mults = counts(mults, "multipliers per PE")
+        mults = counts(mults, "multiplier lanes per PE")
         for k in ("act_format", "weight_format", "sens_format"):
             if isinstance(kwargs.get(k), str):
                 try:

@@ -6,8 +6,8 @@ xorshift32 (Marsaglia 2003) is a 32-bit linear-feedback shift register over GF(2
 
 Contract shared by gateware and golden model, bit for bit:
 
-* Multiplier ``k`` of PE ``p`` of layer ``l`` (1-based) is generator ``j = p * M + k``
-  (``M`` multipliers per PE; with one, the generator is the PE's). It owns a state seeded at the
+* Lane ``k`` of PE ``p`` of layer ``l`` (1-based) is generator ``j = p * M + k``
+  (``M`` lanes per PE; with one, the generator is the PE's). It owns a state seeded at the
   start of training as ``seed ^ pe_constant(l, j)`` (32-bit), replaced by ``pe_constant(l, j)``
   if that is zero.
 * Before each weight it updates, the generator steps its state once and uses the low

@@ -36,7 +36,8 @@ from .arith import saturate, const_mul
 from .lfsr import LFSR
 from .ram import block_ram
 
-__all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits", "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
+__all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits",
+           "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
 
 OP_FORWARD, OP_BACKWARD, OP_UPDATE = range(3)
 
