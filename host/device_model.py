@@ -152,6 +152,12 @@ class DeviceModel:
         return {"a": a, "d": d, "lam": lam, "grads": grads}
 
     # -- the relaxation (trace mode) ----------------------------------------------------------
+    def state_gradients(self, x, state):
+        """``lam_l [a_{l-1}; 1]^T`` of the registers ``state`` (``a_0 = x``): the gradients a
+        trace step accumulates (backpropagation's once the state is exact)."""
+        inputs = [np.asarray(x, dtype=np.int64)] + list(state["a"][:-1])
+        return [np.outer(lam, self.with_bias_input(a)) for lam, a in zip(state["lam"], inputs)]
+
     def random_state(self, rng):
         """Arbitrary register contents within each register's format."""
         cfg = self.cfg

@@ -191,9 +191,7 @@ class GoldenBoard:
             x, y = (v[0] for v in self._samples(c["sample"], 1))
             for step in range(1, c["count"] + 1):
                 if c["gradient"] and step == c["count"]:
-                    inputs = [x] + self.state["a"][:-1]
-                    self.grads = [np.outer(lam, model.with_bias_input(a))
-                                  for lam, a in zip(self.state["lam"], inputs)]
+                    self.grads = model.state_gradients(x, self.state)
                 self.state = model.relax_step(x, y, self.state, c["h_shift"])
             st[Status.STEPS] += c["count"]
         elif c["op"] == Op.UPDATE:

@@ -128,9 +128,8 @@ async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples
     # the earlier steps' a_{l-1} still sit in the skew memories
     await write_registers(bus, cfg, start)
     await bus.command(op=Op.RELAX, count=1, sample=sample, gradient=1)
-    inputs = [X[sample]] + list(start["a"][:-1])
-    for l, got in enumerate(await read_gradients(bus, cfg), 1):
-        want = np.outer(start["lam"][l - 1], reference.with_bias_input(inputs[l - 1]))
+    for l, (got, want) in enumerate(zip(await read_gradients(bus, cfg),
+                                        reference.state_gradients(X[sample], start)), 1):
         assert_array_equal(got, want, err_msg=f"one-step gradient of layer {l}")
     # gradient mode: 2L + 1 steps from wherever the registers are, the last accumulating
     await bus.command(op=Op.RELAX, count=2 * cfg.L + 1, sample=sample, gradient=1)
