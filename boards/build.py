@@ -137,8 +137,9 @@ RECODE_FSMS = "setattr -unset init w:*_state"
 # Registers that copy one value on purpose, each next to its own loads (dyadic.hdl.arith.
 # kept_copy: a data-memory slice's address, a PE's register-read select): Yosys would merge
 # identical registers into one, unless their cells are marked keep. (%a: a copy that drives
-# a submodule's port may be named there, its own name then an alias.)
-KEEP_COPIES = f"setattr -set keep 1 w:*{KEPT_COPY}* %a %ci1:+$dff t:$dff %i"
+# a submodule's port may be named there, its own name then an alias. $adff: a kept register
+# with a reset, such as a PE's pipeline stage, where the board's reset is asynchronous.)
+KEEP_COPIES = f"setattr -set keep 1 w:*{KEPT_COPY}* %a %ci1 t:$dff t:$adff %u %i"
 
 # synth_<family>'s map_luts step with the classic ABC instead of abc9
 CLASSIC_LUT_MAPPING = {

@@ -37,8 +37,8 @@ SOURCE_LATENCY = DataMemory.LATENCY
 #: of the fold at each PE, each PE's fold into a register, the PE into the answer's register.
 REGISTER_READ_LATENCY = 4
 #: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register of the
-#: address, the PE's memory read, its register, the layer's register.
-READBACK_LATENCY = 4
+#: address, the PE's, the PE's memory read, its register, the layer's register.
+READBACK_LATENCY = 5
 
 
 def lam_write_latency(cfg, layer):

@@ -20,19 +20,19 @@ folds: lane ``k`` works on fold ``g * M + k`` with its own two multipliers, weig
 gradient memories, accumulator, activation unit and xorshift32 generator; the backward
 products of the group are added before joining the travelling sum. Pipeline: memory addresses
 a cycle ahead (from ``ctl_early``), c0 memory data registered, c1 operand select, c2 products,
-c3 accumulate / gradient write (the update: c2 ``G + r``, c3 the shift, c4 ``W - delta``, c5
-the saturated write), c4-c9 activation write-back
+c3 accumulate / gradient write (the update: c2 ``G + r``, c3-c4 the shift, c5 ``W - delta``,
+c6 the saturated write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives (a cycle more with
 :func:`pick_ahead`). The layer's drain covers all.
 """
 
-from amaranth import Module, Signal, Mux, Array, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Array, Const, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 from .activation import ActivationUnit
-from .arith import saturate, const_mul
+from .arith import saturate, const_mul, kept_copy, KEPT_COPY
 from .lfsr import LFSR
 from .ram import block_ram
 
@@ -90,13 +90,20 @@ def groups(cfg, layer):
     return -(-folds // cfg.mults[layer - 1])
 
 
+def stage_layout(cfg, layer):
+    """A control word in a PE's pipeline once its operands are used: the first fields of
+    :func:`control_layout`."""
+    return data.StructLayout({
+        "valid": 1, "op": 2, "fold": bits(groups(cfg, layer)),
+        "col": bits(cfg.row_length(layer)),
+        "first": 1, "last": 1, "gradient": 1, "overwrite": 1})
+
+
 def control_layout(cfg, layer):
     """The control word that travels down a layer's PE chain (``fold``: the fold group;
     ``gradient``, ``overwrite``, ``grad_operand``: a forward word's gradient accumulation)."""
     return data.StructLayout({
-        "valid": 1, "op": 2, "fold": bits(groups(cfg, layer)),
-        "col": bits(cfg.row_length(layer)),
-        "first": 1, "last": 1, "gradient": 1, "overwrite": 1,
+        **stage_layout(cfg, layer).members,
         "operand": signed(cfg.act_format.width), "grad_operand": signed(cfg.act_format.width)})
 
 
@@ -124,8 +131,8 @@ class ProcessingElement(wiring.Component):
         Direct write of a register (0: a, 1: d, 2: lam) while idle, for trace mode: the
         current register holds it two cycles later.
     mem_fold, mem_col, w_we, w_wdata, w_rdata, g_rdata :
-        Idle-time access to the weight and gradient memories (data two cycles after the
-        address).
+        Idle-time access to the weight and gradient memories (registered first: a write
+        takes place a cycle later, read data comes three cycles after the address).
     seed, seed_load, seed_out, seed_load_out : xorshift32 seeding (see :mod:`.lfsr`); the
         generators take ``*_out``, the inputs a cycle later, for the next PE too.
     sat_a, sat_lam, sat_w : saturation events of the previous cycle.
@@ -216,22 +223,35 @@ class ProcessingElement(wiring.Component):
                 Mux(self.reg_we, self.reg_value, lam_value))
 
         # -- pipeline control ----------------------------------------------------------------
+        # Stage k of PE p holds the word stage k - 1 of PE p + 1 holds (the chain delays a
+        # word a cycle per PE), so Yosys merged them: PE p's c6 was PE p + 5's copy, and the
+        # weight memory's write address came from there (9.8 ns of wire in the ULX3S preset).
+        # In a layer of several PEs each PE keeps its own stages; after c1 they drop the
+        # operands, used at c1 only.
         c0 = self.ctl_in
-        c1, c2, c3, c4, c5 = (Signal(ctl, name=f"c{n}") for n in range(1, 6))
-        m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1), c3.eq(c2), c4.eq(c3), c5.eq(c4)]
+        kept = f"_{KEPT_COPY}" if cfg.pes[self.layer - 1] > 1 else ""
+        c1 = Signal(ctl, name=f"c1{kept}")
+        c2, c3, c4, c5, c6 = (Signal(stage_layout(cfg, self.layer), name=f"c{n}{kept}")
+                              for n in range(2, 7))
+        m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1.as_value()[:len(c2.as_value())]),
+                     c3.eq(c2), c4.eq(c3), c5.eq(c4), c6.eq(c5)]
 
         # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
+        # The access is registered here before the memories: its address arithmetic, between
+        # the layer's copies and the block RAMs, was the ULX3S preset's slowest path once the
+        # pipeline stages were kept (12.9 ns of wire). ``mem_lane``: a cycle after ``idle_lane``.
         M = cfg.mults[self.layer - 1]
         lanes = [list(range(k, F, M)) for k in range(M)]
         lanes = [folds for folds in lanes if folds]
-        # mem_lane: one cycle later
-        lane_now = Signal(bits(M))
-        mem_lane = Signal(bits(M))
         lane_of = lambda fold: Array(Const(f % M, bits(M)) for f in range(F))[fold]
-        m.d.comb += lane_now.eq(lane_of(self.mem_fold) if F > 1 else 0)
-        m.d.sync += mem_lane.eq(lane_now)
         mem_group = (Array(Const(f // M, bits(F)) for f in range(F))[self.mem_fold]
                      if F > 1 else Const(0, 1))
+        idle_lane, mem_lane = Signal(bits(M)), Signal(bits(M))
+        idle_address = Signal(bits(len(lanes[0]) * C))   # lane 0 has the most groups
+        idle_we, idle_wdata = Signal(), Signal(signed(mf.width))
+        m.d.sync += [idle_lane.eq(lane_of(self.mem_fold) if F > 1 else 0), mem_lane.eq(idle_lane),
+                     idle_address.eq(const_mul(mem_group, C) + self.mem_col),
+                     idle_we.eq(self.w_we), idle_wdata.eq(self.w_wdata)]
         w_rdata, g_rdata = [], []
 
         stochastic = cfg.rounding == "stochastic"
@@ -245,8 +265,11 @@ class ProcessingElement(wiring.Component):
         # so the barrel shifter has one level fewer per lane
         base_shift = cfg.gradient_frac - mf.frac_bits
         fixed_shift = max(0, base_shift)
-        rate_shift = Signal(5 if base_shift >= 0 else 6)
-        m.d.sync += rate_shift.eq(base_shift - fixed_shift + lr_shift)
+        # kept apart: with ``base_shift >= 0`` it is a copy of this PE's ``lr_shift_out``, the
+        # next PE's input, and Yosys merged it with the next PE's copy, which then drove both
+        # PEs' shifters
+        rate_shift = kept_copy(m, (base_shift - fixed_shift + lr_shift)[:5 if base_shift >= 0
+                                                                          else 6], "rate_shift")
         products, sats_a, sats_w = [], [], []
         finished = Signal()   # finished_group: the full group number
         finished_group = Signal.like(c3.fold)
@@ -261,15 +284,15 @@ class ProcessingElement(wiring.Component):
             m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
             w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
             g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
-            mine = [Signal(name=f"mine{k}_{s}") for s in range(6)]
-            for s_, c in enumerate((c0, c1, c2, c3, c4, c5)):
+            mine = [Signal(name=f"mine{k}_{s}") for s in range(7)]
+            for s_, c in enumerate((c0, c1, c2, c3, c4, c5, c6)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
-            idle_address = address(mem_group, self.mem_col)
+            idle = idle_address[:bits(G * C)]
             early = self.ctl_early
             m.d.comb += [
-                w_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle_address)),
-                g_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle_address))]
+                w_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle)),
+                g_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle))]
             w_rdata.append(w_rd.data)
             g_rdata.append(g_rd.data)
             # c0: the word's weight and gradient arrive and are registered
@@ -315,27 +338,38 @@ class ProcessingElement(wiring.Component):
                          lfsr.step.eq(mine[1] & (c1.op == OP_UPDATE) & stochastic)]
             offset = (lfsr.state & mask) if stochastic else half
             rounded = Signal(signed(gw + 1), name=f"rounded{k}")   # c2: G + r
-            delta = Signal(signed(gw + 1), name=f"delta{k}")       # c3: (G + r) >> s
-            w4 = Signal(signed(mf.width), name=f"w4_{k}")
-            w_new = Signal(signed(gw + 2), name=f"w_new{k}")       # c4: W - delta
+            # c3-c4: (G + r) >> s in two parts, the rate's low two bits then the rest: in one
+            # cycle, the shift's select bits (each driving a level of the whole word) and
+            # its levels were the ULX3S preset's slowest path (74.6 MHz)
+            part = Signal(signed(gw + 1), name=f"part{k}")
+            delta = Signal(signed(gw + 1), name=f"delta{k}")
+            w4, w5 = Signal(signed(mf.width), name=f"w4_{k}"), Signal(signed(mf.width),
+                                                                     name=f"w5_{k}")
+            w_new = Signal(signed(gw + 2), name=f"w_new{k}")       # c5: W - delta
             m.d.sync += [rounded.eq(g2 + offset),
-                         delta.eq((rounded >> fixed_shift) >> rate_shift), w4.eq(w3),
-                         w_new.eq(w4 - delta)]
+                         part.eq((rounded >> fixed_shift) >> rate_shift[:2]),
+                         delta.eq(part >> Cat(Const(0, 2), rate_shift[2:])),
+                         w4.eq(w3), w5.eq(w4), w_new.eq(w5 - delta)]
 
-            # c3: gradient write-back; c5: weight write-back, saturated
+            # c3: gradient write-back; c6: weight write-back, saturated (their addresses
+            # computed a stage ahead)
             new_w, w_sat = saturate(w_new, mf)
-            m.d.comb += [g_wr.addr.eq(address(c3.fold, c3.col)),
-                         w_wr.addr.eq(Mux(c5.valid, address(c5.fold, c5.col), idle_address))]
+            g_address = Signal(bits(G * C), name=f"g_address{k}")
+            w_address = Signal(bits(G * C), name=f"w_address{k}")
+            m.d.sync += [g_address.eq(address(c2.fold, c2.col)),
+                         w_address.eq(address(c5.fold, c5.col))]
+            m.d.comb += [g_wr.addr.eq(g_address),
+                         w_wr.addr.eq(Mux(c6.valid, w_address, idle))]
             sat_w = Signal(name=f"sat_w{k}")
             with m.If((c3.op == OP_FORWARD) & c3.gradient):
                 m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + grad_product),
                              g_wr.en.eq(mine[3])]
-            with m.If(c5.op == OP_UPDATE):
-                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[5]),
-                             sat_w.eq(mine[5] & w_sat)]
-            with m.If(~c5.valid):
-                m.d.comb += [w_wr.data.eq(self.w_wdata),
-                             w_wr.en.eq(self.w_we & (lane_now == k))]
+            with m.If(c6.op == OP_UPDATE):
+                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[6]),
+                             sat_w.eq(mine[6] & w_sat)]
+            with m.If(~c6.valid):
+                m.d.comb += [w_wr.data.eq(idle_wdata),
+                             w_wr.en.eq(idle_we & (idle_lane == k))]
             sats_w.append(sat_w)
 
             # c3: forward accumulation; c4: activation and write-back of a, d

@@ -76,11 +76,14 @@ def test_activation_unit_equals_the_golden_activation(act, rng):
     assert expected > 0 or act.name == "hardtanh"  # hardtanh's output cannot overflow SQ(3,6)
 
 
-@pytest.mark.parametrize("pe, mults", [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3)])
-def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
+# learning-rate shifts with bits in both of the update shifter's stages (its low two bits,
+# then the rest) and in each alone
+@pytest.mark.parametrize("pe, mults, lr_shift", [(0, 1, 3), (1, 1, 6), (0, 2, 9), (1, 2, 4),
+                                                 (0, 3, 13)])
+def test_processing_element_forward_backward_gradient_update(rng, pe, mults, lr_shift):
     # Layer 1 of 3-5 with 2 PEs: PE 0 serves rows 0, 2, 4 (three folds), PE 1 rows 1, 3;
     # with M multipliers the folds go M at a time.
-    cfg = NetConfig((3, 5), ("leaky_relu",), pes=(2,), mults=(mults,), lr_shift=3)
+    cfg = NetConfig((3, 5), ("leaky_relu",), pes=(2,), mults=(mults,), lr_shift=lr_shift)
     model = DeviceModel(cfg)
     model.set_params([rng.uniform(-1, 1, (5, 3))], [rng.uniform(-.5, .5, 5)])
     rows, C = cfg.rows_of_pe(1, pe), cfg.row_length(1)
@@ -150,7 +153,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
             for c in range(C):
                 await issue(ctx, OP_FORWARD, f, c, c == 0, c == C - 1, operands[c], skewed[c])
         await idle(ctx)
-        ctx.set(dut.lr_shift, 3)
+        ctx.set(dut.lr_shift, lr_shift)
         ctx.set(dut.seed, 99)
         ctx.set(dut.seed_load, 1)
         await ctx.tick()
@@ -165,7 +168,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
             for c in range(C):
                 ctx.set(dut.mem_fold, f)
                 ctx.set(dut.mem_col, c)
-                await ctx.tick().repeat(2)      # the memory's read, then the PE's register
+                await ctx.tick().repeat(3)      # the PE's address, the read, its register
                 row.append(ctx.get(dut.w_rdata))
             out["w"].append(row)
 
@@ -176,8 +179,10 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults):
     # this PE's share of (W^T lam)[c]: the travelling partial sum with nothing upstream
     assert_array_equal(out["psum"], W_eff[rows, :3].T @ lam[rows])
     grads = [np.outer(lam, model.with_bias_input(x_skewed))]
+    before = model.weights[0][rows].copy()
     model.seed(99)
     model.update(grads)
+    assert (model.weights[0][rows] != before).all()   # every weight moved: the shift matters
     assert_array_equal(out["w"], model.weights[0][rows])
 
 
