@@ -227,12 +227,17 @@ class ProcessingElement(wiring.Component):
         # word a cycle per PE), so Yosys merged them: PE p's c6 was PE p + 5's copy, and the
         # weight memory's write address came from there (9.8 ns of wire in the ULX3S preset).
         # In a layer of several PEs each PE keeps its own stages; after c1 they drop the
-        # operands, used at c1 only.
+        # operands, used at c1 only. A layer of one PE's stages have no reset: they start
+        # invalid and any reset flushes them, as the word entering c0 is reset. (With one,
+        # the reduced ECP5 build, whose reset is a fabric net, missed 100 MHz: 9.2 ns of wire
+        # from the reset synchroniser to a stage. The preset's kept stages keep theirs until
+        # its figures are re-measured.)
         c0 = self.ctl_in
-        kept = f"_{KEPT_COPY}" if cfg.pes[self.layer - 1] > 1 else ""
-        c1 = Signal(ctl, name=f"c1{kept}")
-        c2, c3, c4, c5, c6 = (Signal(stage_layout(cfg, self.layer), name=f"c{n}{kept}")
-                              for n in range(2, 7))
+        several = cfg.pes[self.layer - 1] > 1
+        kept = f"_{KEPT_COPY}" if several else ""
+        c1 = Signal(ctl, name=f"c1{kept}", reset_less=not several)
+        c2, c3, c4, c5, c6 = (Signal(stage_layout(cfg, self.layer), name=f"c{n}{kept}",
+                                     reset_less=not several) for n in range(2, 7))
         m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1.as_value()[:len(c2.as_value())]),
                      c3.eq(c2), c4.eq(c3), c5.eq(c4), c6.eq(c5)]
 
