@@ -228,10 +228,11 @@ class ProcessingElement(wiring.Component):
         # weight memory's write address came from there (9.8 ns of wire in the ULX3S preset).
         # In a layer of several PEs each PE keeps its own stages; after c1 they drop the
         # operands, used at c1 only. A layer of one PE's stages have no reset: they start
-        # invalid and any reset flushes them, as the word entering c0 is reset. (With one,
+        # invalid, and a reset of six cycles or more flushes them, as the word entering c0 is
+        # reset (a board's lasts until its PLL locks, or while the button is held). With one,
         # the reduced ECP5 build, whose reset is a fabric net, missed 100 MHz: 9.2 ns of wire
         # from the reset synchroniser to a stage. The preset's kept stages keep theirs until
-        # its figures are re-measured.)
+        # its figures are re-measured.
         c0 = self.ctl_in
         several = cfg.pes[self.layer - 1] > 1
         kept = f"_{KEPT_COPY}" if several else ""
