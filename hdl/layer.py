@@ -41,6 +41,22 @@ REGISTER_READ_LATENCY = 4
 READBACK_LATENCY = 5
 
 
+def count(m, name, events, valid=None, group=4):
+    """The sum of ``events`` (a value each, e.g. one per PE), gated by ``valid``: summed in
+    registered groups of ``group`` when there are more, so one cycle's adder spans a group
+    rather than a layer. The value to register; one cycle later than the events with one
+    group, two with several."""
+    gate = lambda v: v if valid is None else Mux(valid, v, 0)
+    if len(events) <= group:
+        return gate(sum(events))
+    sums = []
+    for k in range(0, len(events), group):
+        part = sum(events[k:k + group])
+        sums.append(Signal(part.shape(), name=f"{name}_group{k // group}"))
+        m.d.sync += sums[-1].eq(gate(part))
+    return sum(sums)
+
+
 def lam_write_latency(cfg, layer):
     """Cycles from a sensitivity target at layer ``layer``'s ``lam_in_*`` (or its output
     unit's) to its write in a PE: in a layer of several PEs (:func:`~.pe.pick_ahead`) the
@@ -237,11 +253,12 @@ class LayerEngine(wiring.Component):
                      self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
 
         # -- saturation events ---------------------------------------------------------------
-        sat_a = sum(pe.sat_a for pe in pes)
-        m.d.sync += [self.sat_a.eq(Mux(self.forward_valid, sat_a, 0)),
-                     self.sat_w.eq(sum(pe.sat_w for pe in pes))]
-        sat_lam_blend = sum(pe.sat_lam for pe in pes)
-        # targets written below / here
+        # summed over registered groups of PEs: one sum over the PEs in a cycle spans the
+        # layer (the ULX3S preset's slowest path, 16 PEs); a count loses nothing by a delay
+        m.d.sync += [self.sat_a.eq(count(m, "sat_a", [pe.sat_a for pe in pes],
+                                         self.forward_valid)),
+                     self.sat_w.eq(count(m, "sat_w", [pe.sat_w for pe in pes]))]
+        # sensitivity targets saturate below (hidden layers) or in the output unit
         sat_lam_tail = Signal()
         sat_lam_output = Signal()
 
@@ -302,7 +319,6 @@ class LayerEngine(wiring.Component):
                              issue.last.eq(last_col), issue.gradient.eq(gradient_on),
                              issue.overwrite.eq(self.overwrite)]
                 next_fold_major(after_forward)
-                m.d.sync += drain.eq(0)
             if l > 1:
                 with m.State("BACKWARD"):
                     m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_BACKWARD),
@@ -316,15 +332,15 @@ class LayerEngine(wiring.Component):
                             m.d.sync += col.eq(col + 1)
                     with m.Else():
                         m.d.sync += fold.eq(fold + 1)
-                    m.d.sync += drain.eq(0)
             with m.State("UPDATE"):
                 m.d.comb += [issue.valid.eq(1), issue.op.eq(OP_UPDATE), issue.first.eq(col == 0),
                              issue.last.eq(last_col)]
                 next_fold_major("DRAIN")
-                m.d.sync += drain.eq(0)
             with m.State("DRAIN"):
+                # counts from 0 (its reset) on entry: cleared on the way out
                 m.d.sync += drain.eq(drain + 1)
                 with m.If(drain == drain_end):
+                    m.d.sync += drain.eq(0)
                     m.next = "WAIT_OUTPUT"
             with m.State("WAIT_OUTPUT"):
                 with m.If(~output_busy):
@@ -383,7 +399,7 @@ class LayerEngine(wiring.Component):
         else:
             m.d.comb += [lam_valid.eq(self.lam_in_valid), lam_index.eq(self.lam_in_index),
                          lam_value.eq(self.lam_in_value), read_addr.eq(self.rd_addr)]
-        m.d.sync += self.sat_lam.eq(sat_lam_blend + sat_lam_tail + sat_lam_output)
+        m.d.sync += self.sat_lam.eq(sat_lam_tail + sat_lam_output)
         return m
 
     def _output_unit(self, m, read_addr, output_busy, lam_valid, lam_index, lam_value,

@@ -60,11 +60,13 @@ def pick_ahead(cfg, layer):
 
 
 def relaxation_write(m, name, valid, index, old, target, h_shift, half, fmt, carry=()):
-    """The write-back of one relaxation step, ``sat(old + round((target - old) / 2**h))``
-    rounded half up (``half = 2**h >> 1``, a register), over registered stages: the
-    difference, plus half, the shift, then the sum (written by the caller at the fourth edge).
-    ``carry``: signals delayed alongside. Returns ``(valid, index, value, saturated,
-    carried)`` of the write stage."""
+    """The write-back of one relaxation step, ``old + round((target - old) / 2**h)`` rounded
+    half up (``half = 2**h >> 1``, a register), over registered stages: the difference, plus
+    half, the shift, then the sum (written by the caller at the fourth edge). ``carry``:
+    signals delayed alongside. Returns ``(valid, index, value, carried)`` of the write stage.
+
+    No saturation: the step lands between ``old`` and ``target`` (a rounded fraction of the
+    difference is no larger than the difference), both within ``fmt``."""
     v, i, o, x, c = valid, index, old, target - old, tuple(carry)
     for stage, step in enumerate((lambda x: x, lambda x: x + half, lambda x: x >> h_shift)):
         regs = (Signal(name=f"{name}_valid{stage}"), Signal.like(i, name=f"{name}_index{stage}"),
@@ -74,8 +76,9 @@ def relaxation_write(m, name, valid, index, old, target, h_shift, half, fmt, car
         m.d.sync += [regs[0].eq(v), regs[1].eq(i), regs[2].eq(o), regs[3].eq(step(x)),
                      *(r.eq(s) for r, s in zip(regs[4], c))]
         v, i, o, x, c = regs
-    value, saturated = saturate(o + x, fmt)
-    return v, i, value, saturated, c
+    value = Signal(signed(fmt.width), name=f"{name}_value")
+    m.d.comb += value.eq(o + x)
+    return v, i, value, c
 
 
 def bits(n):
@@ -135,7 +138,9 @@ class ProcessingElement(wiring.Component):
         takes place a cycle later, read data comes three cycles after the address).
     seed, seed_load, seed_out, seed_load_out : xorshift32 seeding (see :mod:`.lfsr`); the
         generators take ``*_out``, the inputs a cycle later, for the next PE too.
-    sat_a, sat_lam, sat_w : saturation events of the previous cycle.
+    sat_a, sat_w : saturation events of the previous cycle, of the activation units and of
+        the weight updates. (A relaxation step's write-back cannot saturate; the
+        sensitivity targets saturate in the layer.)
     """
 
     def __init__(self, cfg, layer, pe):
@@ -162,7 +167,7 @@ class ProcessingElement(wiring.Component):
             "w_we": In(1), "w_wdata": In(signed(mf.width)),
             "w_rdata": Out(signed(mf.width)), "g_rdata": Out(signed(cfg.gradient_acc_bits)),
             "seed": In(32), "seed_load": In(1), "seed_out": Out(32), "seed_load_out": Out(1),
-            "sat_a": Out(bits(2 * cfg.mults[layer - 1] + 1)), "sat_lam": Out(1),
+            "sat_a": Out(bits(cfg.mults[layer - 1] + 1)),
             "sat_w": Out(bits(cfg.mults[layer - 1] + 1)),
         })
 
@@ -215,9 +220,8 @@ class ProcessingElement(wiring.Component):
         else:
             lam_in_we, lam_in_fold = self.lam_we, self.lam_fold
             lam_in_old, lam_in_target = self.lam[self.lam_fold], self.lam_target
-        lam_we, lam_fold, lam_value, lam_sat, _ = relaxation_write(
+        lam_we, lam_fold, lam_value, _ = relaxation_write(
             m, "lam", lam_in_we, lam_in_fold, lam_in_old, lam_in_target, h_shift, h_half, sf)
-        m.d.sync += self.sat_lam.eq(lam_we & lam_sat)   # events are counted a cycle later
         with m.If(lam_we | reg_we[2]):   # one data bus into the folds, not a mux per fold
             m.d.sync += lam_next[Mux(self.reg_we, self.reg_fold, lam_fold)].eq(
                 Mux(self.reg_we, self.reg_value, lam_value))
@@ -227,18 +231,16 @@ class ProcessingElement(wiring.Component):
         # word a cycle per PE), so Yosys merged them: PE p's c6 was PE p + 5's copy, and the
         # weight memory's write address came from there (9.8 ns of wire in the ULX3S preset).
         # In a layer of several PEs each PE keeps its own stages; after c1 they drop the
-        # operands, used at c1 only. A layer of one PE's stages have no reset: they start
-        # invalid, and a reset of six cycles or more flushes them, as the word entering c0 is
-        # reset (a board's lasts until its PLL locks, or while the button is held). With one,
-        # the reduced ECP5 build, whose reset is a fabric net, missed 100 MHz: 9.2 ns of wire
-        # from the reset synchroniser to a stage. The preset's kept stages keep theirs until
-        # its figures are re-measured.
+        # operands, used at c1 only. The stages have no reset: they start invalid, and a reset
+        # of six cycles or more flushes them, as the word entering c0 is reset (a board's
+        # lasts until its PLL locks, or while the button is held). With one, the reduced ECP5
+        # build, whose reset is a fabric net, missed 100 MHz: 9.2 ns of wire from the reset
+        # synchroniser to a stage.
         c0 = self.ctl_in
-        several = cfg.pes[self.layer - 1] > 1
-        kept = f"_{KEPT_COPY}" if several else ""
-        c1 = Signal(ctl, name=f"c1{kept}", reset_less=not several)
+        kept = f"_{KEPT_COPY}" if cfg.pes[self.layer - 1] > 1 else ""
+        c1 = Signal(ctl, name=f"c1{kept}", reset_less=True)
         c2, c3, c4, c5, c6 = (Signal(stage_layout(cfg, self.layer), name=f"c{n}{kept}",
-                                     reset_less=not several) for n in range(2, 7))
+                                     reset_less=True) for n in range(2, 7))
         m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1.as_value()[:len(c2.as_value())]),
                      c3.eq(c2), c4.eq(c3), c5.eq(c4), c6.eq(c5)]
 
@@ -404,9 +406,9 @@ class ProcessingElement(wiring.Component):
                 m.d.sync += current_a.eq(Array(self.a)[fold_c5])
             else:
                 current_a = Array(self.a)[fold] if F > 1 else self.a[0]
-            done, fold, a_value, a_sat, (d_value, act_sat) = relaxation_write(
+            done, fold, a_value, (d_value, act_sat) = relaxation_write(
                 m, f"a{k}", done, fold, current_a, act_a, h_shift, h_half, af, (act_d, act_sat))
-            sats_a.append(Mux(done, act_sat + a_sat, 0))
+            sats_a.append(done & act_sat)
             # this lane's direct writes (its folds) share the write-back's data bus
             reg_here = (lane_of(self.reg_fold) == k) if M > 1 else Const(1)
             write_fold = Mux(self.reg_we, self.reg_fold, fold)

@@ -183,17 +183,18 @@ class DeviceModel:
             else:
                 lam = self.hidden_sensitivity(l, lam_old[l + 1], d_old[l])
             if h_shift:
-                al = self._leak(a_old[l], al, self.cfg.act_format, "activation", h_shift)
-                lam = self._leak(lam_old[l], lam, self.cfg.sens_format, "sensitivity", h_shift)
+                al = self._leak(a_old[l], al, h_shift)
+                lam = self._leak(lam_old[l], lam, h_shift)
             new["a"].append(al)
             new["d"].append(dl)
             new["lam"].append(lam)
         return new
 
-    def _leak(self, old, target, fmt, kind, h_shift):
-        value, n = saturate(old + round_shift(target - old, h_shift), fmt)
-        self._count(kind, n)
-        return value
+    @staticmethod
+    def _leak(old, target, h_shift):
+        """``old + round((target - old) / 2**h)``: between ``old`` and ``target``, so within
+        their format without saturation."""
+        return old + round_shift(target - old, h_shift)
 
     def relax(self, x, y, state, steps, h_shift=0):
         """Trajectory ``[state_0, ..., state_steps]``."""

@@ -14,7 +14,8 @@ from dyadic.host import float_model
 from dyadic.host.device_model import DeviceModel
 
 __all__ = ["random_model", "load_weights", "read_weights", "read_gradients", "read_registers",
-           "write_registers", "load_dataset", "trace_scenario", "train_scenario"]
+           "write_registers", "load_dataset", "trace_scenario", "train_scenario",
+           "saturation_scenario"]
 
 
 def random_model(cfg, rng):
@@ -186,3 +187,59 @@ async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1
     assert [w.tolist() for w in await read_weights(bus, cfg)] == \
         [w.tolist() for w in model.weights]
     return status
+
+
+async def saturation_scenario(bus, cfg, rng, batch=2):
+    """Registers and weights driven past their formats' bounds in every PE, so that a
+    saturation count missing a PE's events fails whatever the random draw; compares the
+    saturation counters after a relaxation and after an update, and the weights.
+
+    All weights at the largest master value, inputs at the largest activation, targets at the
+    smallest. Once exact, ``a_l`` saturates at its largest value in every layer whose
+    activation is unbounded (not hardtanh), and ``lam_l`` too if the layers above are
+    unbounded as well (a hardtanh's derivative is 0 there). One update of ``batch``
+    identical samples at ``eta = 1`` then pushes every weight but the biases below the
+    smallest in those layers whose input saturates too. The scenario checks each of these
+    on the golden model before it runs."""
+    import dataclasses
+    cfg = dataclasses.replace(cfg, lr_shift=0)
+    af, sf, mf = cfg.act_format, cfg.sens_format, cfg.master_format
+    L = cfg.L
+    unbounded = [True] + [act.name != "hardtanh" for act in cfg.activations]   # a_0 = x
+    model = DeviceModel(cfg)
+    model.weights = [np.full_like(w, mf.raw_max) for w in model.weights]
+    X = np.full((batch, cfg.sizes[0]), af.raw_max, dtype=np.int64)
+    Y = np.full((batch, cfg.sizes[-1]), af.raw_min, dtype=np.int64)
+    probe = DeviceModel(cfg)
+    probe.weights = model.weights
+    exact = probe.gradient(X[0], Y[0])
+    for l in range(1, L + 1):
+        assert not unbounded[l] or (exact["a"][l] == af.raw_max).all(), f"a_{l} in range"
+        assert not all(unbounded[l:]) or (exact["lam"][l] == sf.raw_max).all(), \
+            f"lam_{l} in range"
+    await load_weights(bus, cfg, model.weights)
+    await load_dataset(bus, cfg, X, Y)
+    start = model.random_state(rng)
+    await write_registers(bus, cfg, start)
+    await bus.command(op=Op.CLEAR)
+    steps = 2 * L + 1
+    model.relax(X[0], Y[0], start, steps)
+    await bus.command(op=Op.RELAX, count=steps, sample=0)
+    status = await read_status(bus)
+    assert status[Status.SAT_ACTIVATION] == model.saturations["activation"]
+    assert status[Status.SAT_SENSITIVITY] == model.saturations["sensitivity"]
+    await bus.command(op=Op.CLEAR)
+    await bus.command(op=Op.SEED, seed=7)
+    model.seed(7)
+    model.saturations.clear()
+    model.train_epoch(X, Y, batch)
+    for l, w in enumerate(model.weights, 1):
+        assert not (all(unbounded[l:]) and unbounded[l - 1]) or (w[:, :-1] == mf.raw_min).all(), \
+            f"the update does not saturate layer {l}'s weights"
+    await bus.command(op=Op.TRAIN, count=batch, batch=batch, lr_shift=0)
+    for l, (got, want) in enumerate(zip(await read_weights(bus, cfg), model.weights), 1):
+        assert_array_equal(got, want, err_msg=f"weights of layer {l} after the update")
+    status = await read_status(bus)
+    for kind, s in (("activation", Status.SAT_ACTIVATION),
+                    ("sensitivity", Status.SAT_SENSITIVITY), ("weight", Status.SAT_WEIGHT)):
+        assert status[s] == model.saturations[kind], kind

@@ -58,6 +58,15 @@ async def leaky_step_size(dut):
 
 
 @cocotb.test()
+async def every_saturation_counted(dut):
+    """Registers and weights saturated in every PE: the counters see every event."""
+    cfg, seed, _ = _setup()
+    await _reset(dut)
+    await scenarios.saturation_scenario(CocotbBus(dut, random.Random(seed)), cfg,
+                                        np.random.default_rng(seed + 3))
+
+
+@cocotb.test()
 async def pipelined_minibatch_training(dut):
     """Two epochs of pipelined SGD with stochastic rounding; commands offered while busy."""
     cfg, seed, samples = _setup()

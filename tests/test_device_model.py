@@ -220,6 +220,19 @@ def test_fixed_point_stays_within_the_format_bound_of_float_backprop(rng):
     assert checked >= 30
 
 
+def test_a_relaxation_step_lands_between_old_and_target(rng):
+    # The gateware's write-back has no saturation: it relies on this, for every step size.
+    fmt = SQ(2, 14)
+    values = np.concatenate([[fmt.raw_min, fmt.raw_min + 1, -1, 0, 1, fmt.raw_max - 1,
+                              fmt.raw_max], rng.integers(fmt.raw_min, fmt.raw_max + 1, 60)])
+    old, target = np.meshgrid(values, values)
+    for h_shift in range(16):
+        new = DeviceModel._leak(old, target, h_shift)
+        assert (np.minimum(old, target) <= new).all() and (new <= np.maximum(old, target)).all()
+        if h_shift == 0:
+            np.testing.assert_array_equal(new, target)
+
+
 def test_saturation_is_counted_and_clips(rng):
     cfg = NetConfig((4, 3), ("identity",), act_format=SQ(2, 6))
     model = DeviceModel(cfg)

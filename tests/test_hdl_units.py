@@ -204,6 +204,21 @@ def test_layer_engines_in_the_network(net, act, pes, mults, rng):
     run(dut, bench)
 
 
+@pytest.mark.parametrize("net, act, pes, mults", [
+    ("3-9-6", "leaky_relu,identity", "9,6", "1,1"),   # groups of PEs: 4 + 4 + 1, 4 + 2
+    ("4-10-5", "relu,identity", "5,5", "2,1"),
+])
+def test_every_pe_saturation_is_counted(net, act, pes, mults, rng):
+    """Every PE saturates its activations, sensitivities and weights; the counters see all."""
+    cfg = NetConfig.from_strings(net, act, pes=pes, mults=mults, act_format="3.8")
+    dut = RelaxationNetwork(cfg, samples=2)
+
+    async def bench(ctx):
+        await scenarios.saturation_scenario(AmaranthBus(ctx, dut), cfg, rng)
+
+    run(dut, bench)
+
+
 def test_a_command_the_cycle_after_a_write_sees_it(rng):
     """Bus writes reach the PEs through registers of the layer's, cycles after the bus. A weight
     and a register of a layer's last PE, written last, must be there for a relaxation step the

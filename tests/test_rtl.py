@@ -1,6 +1,7 @@
 """The RTL against the golden model, bit for bit, in cocotb on Icarus and on Verilator:
 every register after every relaxation step from random contents, gradients, weights after
-pipelined mini-batch epochs with stochastic rounding, status counters, back-pressure."""
+pipelined mini-batch epochs with stochastic rounding, status counters (with saturation in
+every PE), back-pressure."""
 
 import pytest
 
@@ -33,4 +34,4 @@ def test_rtl_equals_golden_model(sim, name, tmp_path):
         pytest.fail(reason)  # a missing simulator is a broken set-up, not a skip
     cfg, samples = CONFIGS[name]
     tests, failures = run_cocotb(sim, cfg, samples, tmp_path, seed=len(name))
-    assert tests == 3 and failures == 0, f"see {tmp_path}/{sim}-test.log"
+    assert tests == 4 and failures == 0, f"see {tmp_path}/{sim}-test.log"
