@@ -20,8 +20,8 @@ folds: lane ``k`` works on fold ``g * M + k`` with its own two multipliers, weig
 gradient memories, accumulator, activation unit and xorshift32 generator; the backward
 products of the group are added before joining the travelling sum. Pipeline: memory addresses
 a cycle ahead (from ``ctl_early``), c0 memory data registered, c1 operand select, c2 products,
-c3 accumulate / gradient write (the update: c2 ``G + r``, c3-c4 the shift, c5 ``W - delta``,
-c6 the saturated write), c4-c9 activation write-back
+c3 accumulate, c4 gradient write (the update: c2 ``G + r``, c3-c4 the shift, c5
+``W - delta``, c6 the saturated write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives (a cycle more with
 :func:`pick_ahead`). The layer's drain covers all.
@@ -359,19 +359,21 @@ class ProcessingElement(wiring.Component):
                          delta.eq(part >> Cat(Const(0, 2), rate_shift[2:])),
                          w4.eq(w3), w5.eq(w4), w_new.eq(w5 - delta)]
 
-            # c3: gradient write-back; c6: weight write-back, saturated (their addresses
-            # computed a stage ahead)
+            # c4: gradient write-back, the sum registered (its carry chain into the block
+            # RAM was the ULX3S preset's slowest path once, 12.6 ns); c6: weight write-back,
+            # saturated, its address computed a stage ahead. The next read of either word is
+            # in a later pass, after the layer's drain.
             new_w, w_sat = saturate(w_new, mf)
             g_address = Signal(bits(G * C), name=f"g_address{k}")
+            g_sum, g_we = Signal(signed(gw), name=f"g_sum{k}"), Signal(name=f"g_we{k}")
             w_address = Signal(bits(G * C), name=f"w_address{k}")
-            m.d.sync += [g_address.eq(address(c2.fold, c2.col)),
+            m.d.sync += [g_address.eq(address(c3.fold, c3.col)),
+                         g_sum.eq(Mux(c3.overwrite, 0, g3) + grad_product),
+                         g_we.eq(mine[3] & (c3.op == OP_FORWARD) & c3.gradient),
                          w_address.eq(address(c5.fold, c5.col))]
-            m.d.comb += [g_wr.addr.eq(g_address),
+            m.d.comb += [g_wr.addr.eq(g_address), g_wr.data.eq(g_sum), g_wr.en.eq(g_we),
                          w_wr.addr.eq(Mux(c6.valid, w_address, idle))]
             sat_w = Signal(name=f"sat_w{k}")
-            with m.If((c3.op == OP_FORWARD) & c3.gradient):
-                m.d.comb += [g_wr.data.eq(Mux(c3.overwrite, 0, g3) + grad_product),
-                             g_wr.en.eq(mine[3])]
             with m.If(c6.op == OP_UPDATE):
                 m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[6]),
                              sat_w.eq(mine[6] & w_sat)]

@@ -37,7 +37,8 @@ def cmd_build(args, config_from):
     if not args.json:
         print(f"building net {cfg.net_text} (PEs {cfg.pes_text}, {samples} samples) for the "
               f"{board.name} at {args.clock or board.clock_mhz:g} MHz in {out} ...", flush=True)
-    report = build(board, cfg, samples, args.clock or board.clock_mhz, out, tools=args.tools)
+    report = build(board, cfg, samples, args.clock or board.clock_mhz, out, tools=args.tools,
+                   seed=args.seed)
     if args.json:
         print(json.dumps({k: v for k, v in report.to_dict().items()
                           if k not in ("build_dir", )}))
@@ -46,11 +47,11 @@ def cmd_build(args, config_from):
     if not report.timing_met:
         raise BoardError(f"timing not met: {report.fmax_mhz:.1f} MHz reached, "
                          f"{report.target_mhz:g} MHz wanted (try --clock "
-                         f"{int(report.fmax_mhz)})")
+                         f"{int(report.fmax_mhz)}, or another --seed)")
 
 
 def format_report(r: BuildReport):
-    lines = [f"{r.board}: net {r.net}, PEs {r.pes}, built in {r.seconds:.0f} s",
+    lines = [f"{r.board}: net {r.net}, PEs {r.pes}, built in {r.seconds:.0f} s (seed {r.seed})",
              f"  clock   {r.target_mhz:g} MHz target, {r.fmax_mhz:.1f} MHz reached: "
              f"{'met' if r.timing_met else 'NOT MET'}"]
     for name, (used, avail) in r.resources.items():
@@ -78,6 +79,8 @@ def add_board_commands(sub, add_config_options, config_from):
     p.add_argument("--tools", choices=("yowasp", "system"), default="yowasp",
                    help="YoWASP tools from PyPI, or yosys/nextpnr from PATH "
                         "(YOSYS, NEXTPNR_*, *PACK always win)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr's placement seed: the clock reached varies with it")
     add_config_options(p, net_default=None, act_default=None)
     p.set_defaults(func=lambda args: cmd_build(args, config_from))
 

@@ -137,6 +137,7 @@ def test_ci_build_places_routes_and_meets_timing(family, tmp_path, capsys):
     bitstream = tmp_path / report["bitstream"].split("/")[-1]
     assert bitstream.stat().st_size > 30_000
     assert json.loads((tmp_path / "report.json").read_text())["fmax_mhz"] == report["fmax_mhz"]
+    assert f"--seed {report['seed']} " in (tmp_path / "build_dyadic.sh").read_text()
 
 
 @pytest.mark.skipif(missing_simulator("icarus") is not None, reason="no Icarus")
