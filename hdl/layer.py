@@ -27,8 +27,8 @@ from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
                  OP_UPDATE, WRITE_LATENCY, LAM_LATENCY, pick_ahead)
 
-__all__ = ["LayerEngine", "skew_depth", "lam_write_latency", "SOURCE_LATENCY",
-           "READBACK_LATENCY", "REGISTER_READ_LATENCY"]
+__all__ = ["LayerEngine", "skew_depth", "lam_write_latency", "readback_latency",
+           "SOURCE_LATENCY", "MAX_READBACK_LATENCY", "REGISTER_READ_LATENCY"]
 
 #: Cycles from ``src_addr`` / ``y_addr`` to ``src_a``, ``src_d`` / ``y_data``: the data set's
 #: read latency, to which the network delays the layer below's registers too.
@@ -36,12 +36,23 @@ SOURCE_LATENCY = DataMemory.LATENCY
 #: Cycles from ``rd_addr`` to ``rd_a``, ``rd_d``, ``rd_lam``: the address's fold and PE, a copy
 #: of the fold at each PE, each PE's fold into a register, the PE into the answer's register.
 REGISTER_READ_LATENCY = 4
-#: Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register of the
-#: address, the PE's, the PE's memory read, its register, the layer's register.
-READBACK_LATENCY = 5
+#: PEs whose events a layer sums, or whose answers it picks, in one cycle: more are taken in
+#: registered groups of this many (a layer's 16 PEs in one cycle were 12.6-13 ns paths on the
+#: ULX3S preset, most of it wire).
+GROUP = 4
+#: The most :func:`readback_latency` may be.
+MAX_READBACK_LATENCY = 6
 
 
-def count(m, name, events, valid=None, group=4):
+def readback_latency(cfg):
+    """Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register
+    of the address, the PE's, the PE's memory read, its register, then the layer's pick of the
+    PE: one register, or two (within groups of :data:`GROUP` PEs, then the group) in a network
+    with a layer of more than :data:`GROUP` PEs; the same in all its layers."""
+    return 6 if max(cfg.pes) > GROUP else 5
+
+
+def count(m, name, events, valid=None, group=GROUP):
     """The sum of ``events`` (a value each, e.g. one per PE), gated by ``valid``: summed in
     registered groups of ``group`` when there are more, so one cycle's adder spans a group
     rather than a layer. The value to register; one cycle later than the events with one
@@ -97,9 +108,10 @@ class LayerEngine(wiring.Component):
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
         writes reach the PEs a cycle later than they would straight from the ports (a
         register written at cycle 0 holds the value from cycle 3); ``w_rdata``,
-        ``g_rdata`` answer :data:`READBACK_LATENCY` cycles after ``mem_row``,
+        ``g_rdata`` answer :func:`readback_latency` cycles after ``mem_row``,
         ``mem_col``.
-    sat_a, sat_lam, sat_w : saturation events, counted a cycle or two after they happen.
+    sat_a, sat_lam, sat_w : saturation events, counted one to three cycles after they happen
+        (sums over more than :data:`GROUP` PEs take a cycle more).
     """
 
     def __init__(self, cfg, layer, data_addr_bits):
@@ -240,17 +252,26 @@ class LayerEngine(wiring.Component):
                          pe.reg_value.eq(copy(reg_value, "reg_value", p))]
 
         # -- idle-time memory access ---------------------------------------------------------
-        mem_pe = Signal(bits(P))   # the PE whose read answers now
-        m.d.sync += mem_pe.eq(
-            delay(m, pe_of(n)[self.mem_row], READBACK_LATENCY - 2, "mem_pe")[-1])
+        # the PE whose read answers: mem_pe[k], k cycles after the address (the PEs answer at 4)
+        mem_pe = delay(m, pe_of(n)[self.mem_row], 5, "mem_pe")
         mem_fold = fold_of(n)[self.mem_row]
         for p, pe in enumerate(pes):
             m.d.sync += pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p))
             m.d.comb += [pe.mem_fold.eq(copy(mem_fold, "mem_fold", p)),
                          pe.mem_col.eq(copy(self.mem_col, "mem_col", p)),
                          pe.w_wdata.eq(copy(self.w_wdata, "w_wdata", p))]
-        m.d.sync += [self.w_rdata.eq(Array(pe.w_rdata for pe in pes)[mem_pe]),
-                     self.g_rdata.eq(Array(pe.g_rdata for pe in pes)[mem_pe])]
+        for kind in ("w_rdata", "g_rdata"):
+            answers = [getattr(pe, kind) for pe in pes]
+            if readback_latency(cfg) == 5:
+                m.d.sync += getattr(self, kind).eq(Array(answers)[mem_pe[4]])
+                continue
+            within = mem_pe[4][:2] if P > GROUP else mem_pe[4]
+            groups = [Signal.like(answers[0], name=f"{kind}_group{k // GROUP}")
+                      for k in range(0, P, GROUP)]
+            for k, group in zip(range(0, P, GROUP), groups):
+                m.d.sync += group.eq(Array(answers[k:k + GROUP])[within])
+            m.d.sync += getattr(self, kind).eq(Array(groups)[mem_pe[5][2:]] if P > GROUP
+                                               else groups[0])
 
         # -- saturation events ---------------------------------------------------------------
         # summed over registered groups of PEs: one sum over the PEs in a cycle spans the

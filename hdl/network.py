@@ -15,7 +15,8 @@ from amaranth import Module, Signal, Mux, Array, signed
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-from .layer import LayerEngine, SOURCE_LATENCY, READBACK_LATENCY, REGISTER_READ_LATENCY
+from .layer import (LayerEngine, SOURCE_LATENCY, MAX_READBACK_LATENCY, REGISTER_READ_LATENCY,
+                    readback_latency)
 from .arith import const_mul, delay
 from .datamem import DataMemory
 from .pe import bits
@@ -28,7 +29,7 @@ __all__ = ["RelaxationNetwork", "command_layout", "READ_LATENCY"]
 #: data set, the weights and gradients, or a layer's registers, read a cycle after the
 #: request's register and caught a cycle later) caught in a register, then the answer
 #: register.
-READ_LATENCY = max(SOURCE_LATENCY, READBACK_LATENCY, 2 + REGISTER_READ_LATENCY) + 2
+READ_LATENCY = max(SOURCE_LATENCY, MAX_READBACK_LATENCY, 2 + REGISTER_READ_LATENCY) + 2
 
 command_layout = data.StructLayout({
     "op": 3, "count": 16, "sample": 16, "batch": 16, "h_shift": 4, "lr_shift": 5,
@@ -148,7 +149,7 @@ class RelaxationNetwork(wiring.Component):
                      status.add.updates.eq(updated)]
 
         # -- bus reads: registers and counters answer two cycles after the address, weights
-        # and gradients READBACK_LATENCY cycles after, the data set SOURCE_LATENCY cycles
+        # and gradients readback_latency cycles after, the data set SOURCE_LATENCY cycles
         # after. One read is in flight at a time (the engine waits for ``rvalid``), so each
         # answer is caught in a register as it arrives and held; every read is answered
         # READ_LATENCY cycles after ``re``.
@@ -165,7 +166,8 @@ class RelaxationNetwork(wiring.Component):
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
         valid_at = delay(m, r_valid, late - 1, "read_valid")
         regs_at = 1 + REGISTER_READ_LATENCY   # the registers' answer is in rd_* at [regs_at]
-        layer_at = delay(m, r_layer, max(READBACK_LATENCY - 1, regs_at), "read_layer")
+        readback = readback_latency(cfg)
+        layer_at = delay(m, r_layer, max(readback - 1, regs_at), "read_layer")
         counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
         m.d.comb += status.raddr.eq(r_counter)
@@ -180,12 +182,12 @@ class RelaxationNetwork(wiring.Component):
                         m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
         stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits, af.width)))
         # weights and gradients, and the data set, caught as they arrive
-        with m.If(valid_at[READBACK_LATENCY - 1]):
-            with m.Switch(space_at[READBACK_LATENCY - 1]):
+        with m.If(valid_at[readback - 1]):
+            with m.Switch(space_at[readback - 1]):
                 with m.Case(Space.W):
-                    m.d.sync += stored.eq(pick("w_rdata", layer_at[READBACK_LATENCY - 1]))
+                    m.d.sync += stored.eq(pick("w_rdata", layer_at[readback - 1]))
                 with m.Case(Space.G):
-                    m.d.sync += stored.eq(pick("g_rdata", layer_at[READBACK_LATENCY - 1]))
+                    m.d.sync += stored.eq(pick("g_rdata", layer_at[readback - 1]))
         with m.If(valid_at[SOURCE_LATENCY - 1]):
             with m.Switch(space_at[SOURCE_LATENCY - 1]):
                 with m.Case(Space.X):
