@@ -41,15 +41,23 @@ REGISTER_READ_LATENCY = 4
 #: ULX3S preset, most of it wire).
 GROUP = 4
 #: The most :func:`readback_latency` may be.
-MAX_READBACK_LATENCY = 6
+MAX_READBACK_LATENCY = 7
+
+
+def bus_registered(cfg):
+    """Whether each layer takes the idle-time bus (``reg_*``, ``mem_*``, ``w_*``) through a
+    register of its own before its PEs' copies: in networks with a layer of more than
+    :data:`GROUP` PEs (all their layers, so that reads take the same time in each)."""
+    return max(cfg.pes) > GROUP
 
 
 def readback_latency(cfg):
     """Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register
-    of the address, the PE's, the PE's memory read, its register, then the layer's pick of the
-    PE: one register, or two (within groups of :data:`GROUP` PEs, then the group) in a network
-    with a layer of more than :data:`GROUP` PEs; the same in all its layers."""
-    return 6 if max(cfg.pes) > GROUP else 5
+    of the address (with :func:`bus_registered`, two), the PE's, the PE's memory read, its
+    register, then the layer's pick of the PE: one register, or two (within groups of
+    :data:`GROUP` PEs, then the group) in a network with a layer of more than :data:`GROUP`
+    PEs; the same in all its layers."""
+    return 7 if bus_registered(cfg) else 5
 
 
 def count(m, name, events, valid=None, group=GROUP):
@@ -107,7 +115,8 @@ class LayerEngine(wiring.Component):
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
         writes reach the PEs a cycle later than they would straight from the ports (a
-        register written at cycle 0 holds the value from cycle 3); ``w_rdata``,
+        register written at cycle 0 holds the value from cycle 3, with
+        :func:`bus_registered` 4); ``w_rdata``,
         ``g_rdata`` answer :func:`readback_latency` cycles after ``mem_row``,
         ``mem_col``.
     sat_a, sat_lam, sat_w : saturation events, counted one to three cycles after they happen
@@ -241,28 +250,37 @@ class LayerEngine(wiring.Component):
             register = Signal(value.shape(), name=f"pe_{name}", reset_less=True)
             m.d.sync += register.eq(value)
             return register
-        reg_fold = fold_of(n)[self.reg_index]
+        # with wide layers in the network, each layer takes the bus through a register of its
+        # own first: one for all PEs of the network was a net that some placements of the
+        # ULX3S preset routed in 14.7-17 ns
+        bus = {name: getattr(self, name) for name in (
+            "reg_we", "reg_kind", "reg_index", "reg_value", "mem_row", "mem_col", "w_we",
+            "w_wdata")}
+        if bus_registered(cfg):
+            bus = {name: kept_copy(m, value, f"bus_{name}") for name, value in bus.items()}
+        reg_fold = fold_of(n)[bus["reg_index"]]
         # the bits a register takes (kept registers keep unused bits too)
-        reg_value = self.reg_value[:max(af.width, sf.width, 2)].as_signed() if P > 1 else \
-            self.reg_value
+        reg_value = bus["reg_value"][:max(af.width, sf.width, 2)].as_signed() if P > 1 else \
+            bus["reg_value"]
         for p, pe in enumerate(pes):
-            m.d.sync += pe.reg_we.eq(self.reg_we & (pe_of(n)[self.reg_index] == p))
-            m.d.comb += [pe.reg_kind.eq(copy(self.reg_kind, "reg_kind", p)),
+            m.d.sync += pe.reg_we.eq(bus["reg_we"] & (pe_of(n)[bus["reg_index"]] == p))
+            m.d.comb += [pe.reg_kind.eq(copy(bus["reg_kind"], "reg_kind", p)),
                          pe.reg_fold.eq(copy(reg_fold, "reg_fold", p)),
                          pe.reg_value.eq(copy(reg_value, "reg_value", p))]
 
         # -- idle-time memory access ---------------------------------------------------------
-        # the PE whose read answers: mem_pe[k], k cycles after the address (the PEs answer at 4)
-        mem_pe = delay(m, pe_of(n)[self.mem_row], 5, "mem_pe")
-        mem_fold = fold_of(n)[self.mem_row]
+        # the PE whose read answers: mem_pe[k], k cycles after the layer's address (the PEs
+        # answer at 4)
+        mem_pe = delay(m, pe_of(n)[bus["mem_row"]], 5, "mem_pe")
+        mem_fold = fold_of(n)[bus["mem_row"]]
         for p, pe in enumerate(pes):
-            m.d.sync += pe.w_we.eq(self.w_we & (pe_of(n)[self.mem_row] == p))
+            m.d.sync += pe.w_we.eq(bus["w_we"] & (pe_of(n)[bus["mem_row"]] == p))
             m.d.comb += [pe.mem_fold.eq(copy(mem_fold, "mem_fold", p)),
-                         pe.mem_col.eq(copy(self.mem_col, "mem_col", p)),
-                         pe.w_wdata.eq(copy(self.w_wdata, "w_wdata", p))]
+                         pe.mem_col.eq(copy(bus["mem_col"], "mem_col", p)),
+                         pe.w_wdata.eq(copy(bus["w_wdata"], "w_wdata", p))]
         for kind in ("w_rdata", "g_rdata"):
             answers = [getattr(pe, kind) for pe in pes]
-            if readback_latency(cfg) == 5:
+            if not bus_registered(cfg):
                 m.d.sync += getattr(self, kind).eq(Array(answers)[mem_pe[4]])
                 continue
             within = mem_pe[4][:2] if P > GROUP else mem_pe[4]
