@@ -54,9 +54,8 @@ def bus_registered(cfg):
 def readback_latency(cfg):
     """Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register
     of the address (with :func:`bus_registered`, two), the PE's, the PE's memory read, its
-    register, then the layer's pick of the PE: one register, or two (within groups of
-    :data:`GROUP` PEs, then the group) in a network with a layer of more than :data:`GROUP`
-    PEs; the same in all its layers."""
+    register, then the layer's pick of the PE: one register, or with :func:`bus_registered`
+    two (within groups of :data:`GROUP` PEs, then the group); the same in all layers."""
     return 7 if bus_registered(cfg) else 5
 
 

@@ -19,7 +19,8 @@ Arithmetic, step by step (one rounding, one saturation per register write, count
     G_l  += lam_l [a_{l-1}; 1]^T                    exact
     W_l   = sat(W_l - round_lfsr(2**-lr_shift G_l)) see dyadic.hdl.lfsr for the random bits
 
-A relaxation step with ``h = 2**-k`` (``k > 0``) writes ``s + sat(round((G(s) - s) / 2**k))``.
+A relaxation step with ``h = 2**-k`` (``k > 0``) writes ``s + round((G(s) - s) / 2**k)``, which
+lies between ``s`` and ``G(s)`` and so needs no saturation.
 """
 
 from collections import Counter, deque
@@ -28,8 +29,13 @@ import numpy as np
 
 from ..hdl.fixed import round_shift, floor_shift, saturate
 from ..hdl.lfsr import xorshift32, seed_state, MASK
+from ..hdl.regmap import Status
 
-__all__ = ["DeviceModel", "activate", "D_ZERO", "D_ONE", "D_SLOPE"]
+__all__ = ["DeviceModel", "activate", "D_ZERO", "D_ONE", "D_SLOPE", "SATURATION_COUNTERS"]
+
+#: The device's status counter of each kind of saturation event the model counts.
+SATURATION_COUNTERS = {"activation": Status.SAT_ACTIVATION,
+                       "sensitivity": Status.SAT_SENSITIVITY, "weight": Status.SAT_WEIGHT}
 
 D_ZERO, D_ONE, D_SLOPE = 0, 1, 2
 

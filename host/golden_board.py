@@ -9,7 +9,7 @@ from ..hdl.protocol import (SYNC, ERROR, MAX_PAYLOAD, MAX_WRITE_WORDS, MAX_READ_
                             EXEC_BYTES, Request, Error, crc16, encode, unpack_exec)
 from ..hdl.regmap import Space, Status, Op, REGISTERS, col_bits
 from ..hdl.top import build_info
-from .device_model import DeviceModel
+from .device_model import DeviceModel, SATURATION_COUNTERS
 
 __all__ = ["GoldenBoard"]
 
@@ -215,8 +215,7 @@ class GoldenBoard:
             st[Status.LOSS] += loss
             st[Status.CORRECT] += correct
             st[Status.SAMPLES] += c["count"]
-        for kind, s in (("activation", Status.SAT_ACTIVATION),
-                        ("sensitivity", Status.SAT_SENSITIVITY), ("weight", Status.SAT_WEIGHT)):
+        for kind, s in SATURATION_COUNTERS.items():
             st[s] += model.saturations[kind] - before[kind]
 
     def _with_lr(self, lr_shift, action):

@@ -11,7 +11,7 @@ from numpy.testing import assert_array_equal
 
 from dyadic.hdl.regmap import Space, Status, Op, REGISTERS, address, col_bits
 from dyadic.host import float_model
-from dyadic.host.device_model import DeviceModel
+from dyadic.host.device_model import DeviceModel, SATURATION_COUNTERS
 
 __all__ = ["random_model", "load_weights", "read_weights", "read_gradients", "read_registers",
            "write_registers", "load_dataset", "trace_scenario", "train_scenario",
@@ -75,6 +75,12 @@ async def read_status(bus):
     return {s: await bus.read(address(Space.STATUS, 0, s)) for s in Status}
 
 
+def assert_saturations(status, model, kinds=tuple(SATURATION_COUNTERS)):
+    """The device's saturation counters (``status``) equal the golden model's counts."""
+    for kind in kinds:
+        assert status[SATURATION_COUNTERS[kind]] == model.saturations[kind], kind
+
+
 async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples=2):
     """Random weights, random register contents; run the relaxation one step at a time and
     compare every register after every step, then the gradients of a gradient-mode run, and
@@ -122,8 +128,7 @@ async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples
                 "lam_1 already exact at step 2L - 1"
     status = await read_status(bus)
     assert status[Status.STEPS] == steps
-    assert status[Status.SAT_ACTIVATION] == model.saturations["activation"]
-    assert status[Status.SAT_SENSITIVITY] == model.saturations["sensitivity"]
+    assert_saturations(status, model, ("activation", "sensitivity"))
     # a gradient from arbitrary registers: lam_l [a_{l-1}; 1]^T of the step's current
     # registers (a_0 = x), not yet backpropagation's; what a trace step's gradient takes, as
     # the earlier steps' a_{l-1} still sit in the skew memories
@@ -171,9 +176,7 @@ async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1
         assert status[Status.UPDATES] == -(-samples // batch)
         assert status[Status.STEPS] == sum(min(batch, samples - s) + 2 * cfg.L
                                            for s in range(0, samples, batch))
-        for kind, s in (("activation", Status.SAT_ACTIVATION),
-                        ("sensitivity", Status.SAT_SENSITIVITY), ("weight", Status.SAT_WEIGHT)):
-            assert status[s] == model.saturations[kind], kind
+        assert_saturations(status, model)
     # inference over the data set with the trained weights: loss and correct count on chip
     await bus.command(op=Op.CLEAR)
     outputs = model.infer(X)
@@ -226,8 +229,7 @@ async def saturation_scenario(bus, cfg, rng, batch=2):
     model.relax(X[0], Y[0], start, steps)
     await bus.command(op=Op.RELAX, count=steps, sample=0)
     status = await read_status(bus)
-    assert status[Status.SAT_ACTIVATION] == model.saturations["activation"]
-    assert status[Status.SAT_SENSITIVITY] == model.saturations["sensitivity"]
+    assert_saturations(status, model, ("activation", "sensitivity"))
     await bus.command(op=Op.CLEAR)
     await bus.command(op=Op.SEED, seed=7)
     model.seed(7)
@@ -240,6 +242,4 @@ async def saturation_scenario(bus, cfg, rng, batch=2):
     for l, (got, want) in enumerate(zip(await read_weights(bus, cfg), model.weights), 1):
         assert_array_equal(got, want, err_msg=f"weights of layer {l} after the update")
     status = await read_status(bus)
-    for kind, s in (("activation", Status.SAT_ACTIVATION),
-                    ("sensitivity", Status.SAT_SENSITIVITY), ("weight", Status.SAT_WEIGHT)):
-        assert status[s] == model.saturations[kind], kind
+    assert_saturations(status, model)
