@@ -73,8 +73,15 @@ class DataMemory(wiring.Component):
                 # each slice's own copy of the address and write controls
                 addr = kept_copy(m, self.addr[:low], f"bank{b}_{s}_addr")
                 we = kept_copy(m, self.we & (bank == b), f"bank{b}_{s}_we")
-                wdata = Signal(hi - lo, name=f"bank{b}_{s}_wdata", reset_less=True)
-                m.d.sync += [wdata.eq(self.wdata[lo:hi]), out[lo:hi].eq(rd.data)]
+                if self.slices > 1:
+                    # kept apart from other registers of the bus's word: Yosys had merged
+                    # it with a layer's copy, whose fan-out to the PEs then also reached
+                    # this slice's far blocks (the ECP5 preset's slowest path, 11.1 ns of wire)
+                    wdata = kept_copy(m, self.wdata[lo:hi], f"bank{b}_{s}_wdata")
+                else:
+                    wdata = Signal(hi - lo, name=f"bank{b}_{s}_wdata", reset_less=True)
+                    m.d.sync += wdata.eq(self.wdata[lo:hi])
+                m.d.sync += out[lo:hi].eq(rd.data)
                 # no read while writing: the output holds, as single-port RAM's does
                 m.d.comb += [rd.addr.eq(addr), rd.en.eq(~we),
                              wr.addr.eq(addr), wr.data.eq(wdata), wr.en.eq(we)]
