@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from amaranth.back import rtlil
 
 from ..hdl.uart import UARTAccelerator
+from ..hdl.ram import WRITE_FIELDS, BYTE
 from .board import shortfall, does_not_fit
 
 __all__ = ["Estimate", "estimate", "check_fits", "RAM_SHAPES"]
@@ -27,6 +28,9 @@ RAM_SHAPES = {"ice40": [(16, 256), (8, 512), (4, 1024), (2, 2048)],
 DSP_MIN_WIDTH = 2
 DATA_SET_MEMORIES = ("x_mem", "y_mem")
 SPRAM_WORDS, SPRAM_WIDTH = 16384, 16
+# bits of a block RAM's write-enable granule: each byte of a byte-enabled memory
+# (dyadic.hdl.ram.PackedRAM) takes one; the iCE40's write mask is per bit
+RAM_BYTE = {"ice40": 1, "ecp5": 9}
 BLOCK_COST = {"ice40": 64, "ecp5": 128}
 
 
@@ -89,9 +93,15 @@ def estimate(board, cfg, samples):
         ports = lambda kind: re.findall(
             rf'cell \$mem{kind}_v2 \S+\n\s+parameter \\MEMID "\\\\(\S+)"', body)
         reads, writes = ports("rd"), ports("wr")
-        memories += [(module, int(width), int(depth), reads.count(name), name not in writes)
-                     for width, depth, name
-                     in re.findall(r"memory width (\d+) size (\d+) \\(\S+)", body)]
+        for attrs, width, depth, name in re.findall(
+                r"((?:  attribute .*\n)*)  memory width (\d+) size (\d+) \\(\S+)", body):
+            fields = re.search(rf'attribute \\{WRITE_FIELDS} "([\d ]+)"', attrs)
+            width = int(width)
+            if fields:   # the fields' bytes in whole granules of the block RAM's
+                granule = RAM_BYTE[board.family]
+                width = sum(w if granule == 1 else -(-w // BYTE) * -(-BYTE // granule) * granule
+                            for w in map(int, fields[1].split()))
+            memories.append((module, width, int(depth), reads.count(name), name not in writes))
     for module, width, depth, reads, rom in memories:
         if module.split(".")[-1] in DATA_SET_MEMORIES:
             if spram:   # whole SPRAM blocks

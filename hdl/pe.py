@@ -1,7 +1,8 @@
 """Processing element: a weight row per fold, local registers, two multipliers per lane.
 
 PE ``p`` of layer ``l`` serves rows ``p, p + P, ...`` (its *folds*). It owns, per fold, the
-master weight row and gradient-accumulator row (local memories, bias last) and the dyadic
+master weight row and gradient-accumulator row (bias last; a weight and its gradient share a
+word of the lane's local memory, :class:`~.ram.PackedRAM`) and the dyadic
 registers ``a``, ``d``, ``lam`` (current and next, committed together). Control words arrive
 from the previous PE (or the layer engine) and are forwarded one cycle later, so PE ``p`` works
 on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one column per cycle):
@@ -17,7 +18,7 @@ on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one colum
 
 With ``M`` lanes per PE (``NetConfig.mults``) each control word covers a *group* of ``M``
 folds: lane ``k`` works on fold ``g * M + k`` with its own two multipliers, weight and
-gradient memories, accumulator, activation unit and xorshift32 generator; the backward
+gradient memory, accumulator, activation unit and xorshift32 generator; the backward
 products of the group are added before joining the travelling sum. Pipeline: memory addresses
 a cycle ahead (from ``ctl_early``), c0 memory data registered, c1 operand select, c2 products,
 c3 accumulate, c4 gradient write (the update: c2 ``G + r``, c3-c4 the shift, c5
@@ -34,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from .activation import ActivationUnit
 from .arith import saturate, const_mul, kept_copy, KEPT_COPY
 from .lfsr import LFSR
-from .ram import block_ram
+from .ram import PackedRAM
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits",
            "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
@@ -134,7 +135,7 @@ class ProcessingElement(wiring.Component):
         Direct write of a register (0: a, 1: d, 2: lam) while idle, for trace mode: the
         current register holds it two cycles later.
     mem_fold, mem_col, w_we, w_wdata, w_rdata, g_rdata :
-        Idle-time access to the weight and gradient memories (registered first: a write
+        Idle-time access to the weight and gradient rows (registered first: a write
         takes place a cycle later, read data comes three cycles after the address).
     seed, seed_load, seed_out, seed_load_out : xorshift32 seeding (see :mod:`.lfsr`); the
         generators take ``*_out``, the inputs a cycle later, for the next PE too.
@@ -288,25 +289,24 @@ class ProcessingElement(wiring.Component):
         for k, folds in enumerate(lanes):
             # lane k: the PE's folds k, k + M, ... at groups 0, 1, ...
             G = len(folds)
-            w_mem, g_mem = block_ram(signed(mf.width), G * C), block_ram(signed(gw), G * C)
-            m.submodules[f"weights{k}"], m.submodules[f"gradients{k}"] = w_mem, g_mem
-            w_rd, w_wr = w_mem.read_port(), w_mem.write_port()
-            g_rd, g_wr = g_mem.read_port(), g_mem.write_port()
+            # the lane's weight row and gradient row, word by word in one memory: read
+            # together, written apart (24 + 40 bits: two ECP5 block RAMs, where apart the
+            # gradient's 40 took two of its own)
+            rows = PackedRAM((mf.width, gw), G * C)
+            m.submodules[f"weights_gradients{k}"] = rows.memory
             mine = [Signal(name=f"mine{k}_{s}") for s in range(7)]
             for s_, c in enumerate((c0, c1, c2, c3, c4, c5, c6)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle = idle_address[:bits(G * C)]
             early = self.ctl_early
-            m.d.comb += [
-                w_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle)),
-                g_rd.addr.eq(Mux(early.valid, address(early.fold, early.col), idle))]
-            w_rdata.append(w_rd.data)
-            g_rdata.append(g_rd.data)
+            m.d.comb += rows.read.addr.eq(Mux(early.valid, address(early.fold, early.col), idle))
+            w_rdata.append(rows.field(rows.read.data, 0))
+            g_rdata.append(rows.field(rows.read.data, 1))
             # c0: the word's weight and gradient arrive and are registered
             w1 = Signal(signed(mf.width), name=f"w1_{k}")
             g1 = Signal(signed(gw), name=f"g1_{k}")
-            m.d.sync += [w1.eq(w_rd.data), g1.eq(g_rd.data)]
+            m.d.sync += [w1.eq(w_rdata[-1]), g1.eq(g_rdata[-1])]
 
             # c1: operands (the multiplier sees the master weight with its extra bits dropped)
             w_eff = w1[cfg.master_extra_bits:].as_signed()
@@ -371,16 +371,19 @@ class ProcessingElement(wiring.Component):
                          g_sum.eq(Mux(c3.overwrite, 0, g3) + grad_product),
                          g_we.eq(mine[3] & (c3.op == OP_FORWARD) & c3.gradient),
                          w_address.eq(address(c5.fold, c5.col))]
-            m.d.comb += [g_wr.addr.eq(g_address), g_wr.data.eq(g_sum), g_wr.en.eq(g_we),
-                         w_wr.addr.eq(Mux(c6.valid, w_address, idle))]
+            # one write port: a forward pass writes gradients, an update weights and the bus
+            # weights while the layer idles, never two of them in a cycle
+            w_data, w_en = Signal(signed(mf.width), name=f"w_data{k}"), Signal(name=f"w_en{k}")
             sat_w = Signal(name=f"sat_w{k}")
             with m.If(c6.op == OP_UPDATE):
-                m.d.comb += [w_wr.data.eq(new_w), w_wr.en.eq(mine[6]),
-                             sat_w.eq(mine[6] & w_sat)]
+                m.d.comb += [w_data.eq(new_w), w_en.eq(mine[6]), sat_w.eq(mine[6] & w_sat)]
             with m.If(~c6.valid):
-                m.d.comb += [w_wr.data.eq(idle_wdata),
-                             w_wr.en.eq(idle_we & (idle_lane == k))]
+                m.d.comb += [w_data.eq(idle_wdata), w_en.eq(idle_we & (idle_lane == k))]
             sats_w.append(sat_w)
+            m.d.comb += [
+                rows.write.addr.eq(Mux(g_we, g_address, Mux(c6.valid, w_address, idle))),
+                rows.write.data.eq(rows.word((w_data, g_sum))),
+                rows.write.en.eq(rows.enable((w_en, g_we)))]
 
             # c3: forward accumulation; c4: activation and write-back of a, d
             acc = Signal(signed(cfg.forward_acc_bits(self.layer)), name=f"acc{k}")

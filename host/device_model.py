@@ -82,6 +82,9 @@ class DeviceModel:
         self.weights = [np.zeros((cfg.sizes[l], cfg.row_length(l)), dtype=np.int64)
                         for l in range(1, cfg.L + 1)]
         self.saturations = Counter(activation=0, sensitivity=0, weight=0)
+        # the last mini-batch's gradient sums: what the device's gradient memories hold
+        # after a TRAIN
+        self.last_gradients = [np.zeros_like(w) for w in self.weights]
         self.seed(1)
 
     # -- parameters ---------------------------------------------------------------------------
@@ -303,6 +306,7 @@ class DeviceModel:
         if not 1 <= len(X) <= self.cfg.max_batch:
             raise ValueError(f"batch of {len(X)} not allowed: 1..{self.cfg.max_batch}")
         result = self.gradient(X, Y)
+        self.last_gradients = result["grads"]   # with the weights before the update
         a_L = result["a"][-1]
         err = a_L - Y
         loss_sum = int(np.sum(err * err))

@@ -202,6 +202,7 @@ class GoldenBoard:
             if c["op"] == Op.TRAIN:
                 loss, correct = self._with_lr(c["lr_shift"],
                                               lambda: model.train_epoch(X, Y, c["batch"]))
+                self.grads = [g.copy() for g in model.last_gradients]
                 batches = range(0, c["count"], c["batch"])
                 st[Status.UPDATES] += len(batches)
                 st[Status.STEPS] += sum(min(c["batch"], c["count"] - s) + 2 * cfg.L

@@ -146,7 +146,33 @@ async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples
     for l in range(1, cfg.L + 1):
         assert_array_equal(got["a"][l - 1], reference["a"][l])
         assert_array_equal(got["lam"][l - 1], reference["lam"][l])
+    await update_scenario(bus, cfg, rng, model, reference["grads"])
     return compared
+
+
+async def update_scenario(bus, cfg, rng, model, grads):
+    """With ``grads`` in the device's gradient memories and ``model``'s weights in its weight
+    memories: an UPDATE, then a weight written over the bus, each of which must leave the
+    gradients as they were (a weight and its gradient share a memory word)."""
+    seed = int(rng.integers(1, 2 ** 32))
+    await bus.command(op=Op.SEED, seed=seed)
+    model.seed(seed)
+    model.update(grads)
+    await bus.command(op=Op.UPDATE, lr_shift=cfg.lr_shift)
+    for l, (got, want) in enumerate(zip(await read_weights(bus, cfg), model.weights), 1):
+        assert_array_equal(got, want, err_msg=f"weights of layer {l} after an update")
+    for l, (got, want) in enumerate(zip(await read_gradients(bus, cfg), grads), 1):
+        assert_array_equal(got, want, err_msg=f"gradient of layer {l} after an update")
+    l = cfg.L
+    row = int(rng.integers(cfg.sizes[l]))
+    model.weights[l - 1][row] = cfg.master_format.quantise(
+        rng.uniform(-1, 1, cfg.row_length(l)))
+    cb = col_bits(cfg)
+    for c, v in enumerate(model.weights[l - 1][row]):
+        await bus.write(address(Space.W, l, (row << cb) | c), v)
+    assert_array_equal((await read_weights(bus, cfg))[l - 1], model.weights[l - 1])
+    for l, (got, want) in enumerate(zip(await read_gradients(bus, cfg), grads), 1):
+        assert_array_equal(got, want, err_msg=f"gradient of layer {l} after a weight write")
 
 
 async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1):
@@ -169,6 +195,10 @@ async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1
         await bus.command(op=Op.TRAIN, count=samples, batch=batch, lr_shift=lr_shift)
         for l, (got, want) in enumerate(zip(await read_weights(bus, cfg), model.weights), 1):
             assert_array_equal(got, want, err_msg=f"weights of layer {l} after epoch {epoch}")
+        for l, (got, want) in enumerate(zip(await read_gradients(bus, cfg),
+                                            model.last_gradients), 1):
+            assert_array_equal(got, want, err_msg=f"last batch's gradient of layer {l} "
+                                                  f"after epoch {epoch}")
         status = await read_status(bus)
         assert status[Status.LOSS] == loss
         assert status[Status.CORRECT] == correct
