@@ -6,18 +6,18 @@ from .board import Board, Capacity, register
 
 ULX3S_85F = register(Board(
     name="ulx3s-85f", platform=ULX3S_85F_Platform, family="ecp5", oscillator="clk25",
-    # The issue's network, 64-64-10, on 16 + 5 PEs (43 multipliers with the loss's squarer:
-    # a weight's and a gradient's per lane) in 15-25 minutes (README: Limits). Most of the 156
-    # multipliers is out of reach: each lane carries about 1.8k LUT4s of accumulator, update
-    # and relaxation arithmetic and about three block RAMs of weights and gradients beside the
-    # data set's; 32 + 10 PEs (85 multipliers, 207 of 208 block RAMs) did not route.
-    clock_mhz=72.0,
+    # The issue's network, 64-64-10, on 16 + 5 PEs of two lanes each: 85 of the 156
+    # multipliers (a weight's and a gradient's per lane, and the loss's squarer) and 165 of
+    # the 208 block RAMs (two per lane: a weight and its gradient share a word; the data set
+    # takes 76), 58k LUT4s, in 35-50 minutes; 68.5 MHz reached (README: Limits). With one
+    # lane per PE (--mults 1,1: 43 multipliers) the same network reaches 90-97 MHz.
+    clock_mhz=60.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),
-    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "16,5",
-            # 1024 samples: with digits' 1,798 the data set's 150 block RAMs, spread over
-            # the chip, held the clock to 60-72 MHz
+    preset={"net": "64-64-10", "act": "leaky_relu,identity", "pes": "16,5", "mults": "2,2",
+            # 1024 samples (76 block RAMs): all of digits' 1,798 would take 132, more than
+            # the lanes leave; with 150 the earlier 64-16-10 preset reached only 60-72 MHz
             "rounding": "stochastic", "samples": 1024},
     programmer=["openFPGALoader", "--board", "ulx3s"], reset_button="button_pwr",
     # the static placer and router2: they built the earlier 64-16-10 preset in about 5
