@@ -14,8 +14,8 @@ from dyadic.host import float_model
 from dyadic.host.device_model import DeviceModel, SATURATION_COUNTERS
 
 __all__ = ["random_model", "load_weights", "read_weights", "read_gradients", "read_registers",
-           "write_registers", "load_dataset", "trace_scenario", "train_scenario",
-           "saturation_scenario"]
+           "write_registers", "load_dataset", "trace_scenario", "update_scenario",
+           "train_scenario", "saturation_scenario"]
 
 
 def random_model(cfg, rng):
@@ -84,7 +84,8 @@ def assert_saturations(status, model, kinds=tuple(SATURATION_COUNTERS)):
 async def trace_scenario(bus, cfg, rng, steps=None, h_shift=0, sample=1, samples=2):
     """Random weights, random register contents; run the relaxation one step at a time and
     compare every register after every step, then the gradients of a gradient-mode run, and
-    the saturation counters. Returns the number of registers compared."""
+    the saturation counters; then :func:`update_scenario`. Returns the number of registers
+    compared."""
     model = random_model(cfg, rng)
     af = cfg.act_format
     X = af.quantise(rng.uniform(-1, 1, (samples, cfg.sizes[0])))
@@ -176,8 +177,9 @@ async def update_scenario(bus, cfg, rng, model, grads):
 
 
 async def train_scenario(bus, cfg, rng, samples, batch, lr_shift, seed, epochs=1):
-    """Pipelined mini-batch SGD epochs on the RTL against the golden model: every weight after
-    every epoch, loss sum, correct count, sample and saturation counters."""
+    """Pipelined mini-batch SGD epochs on the RTL against the golden model: every weight and
+    the last mini-batch's gradients after every epoch, loss sum, correct count, sample and
+    saturation counters."""
     import dataclasses
     cfg_k = dataclasses.replace(cfg, lr_shift=lr_shift)
     model = random_model(cfg_k, rng)
