@@ -9,7 +9,7 @@ ULX3S_85F = register(Board(
     # The network, 64-64-10, on 16 + 5 PEs of two lanes each: 85 of the 156
     # multipliers (a weight's and a gradient's per lane, and the loss's squarer) and 165 of
     # the 208 block RAMs (two per lane: a weight and its gradient share a word; the data set
-    # takes 76), 58k LUT4s, in 35-50 minutes; 68.5 MHz reached (README: Limits). With one
+    # takes 76), 58k LUT4s, in 46 minutes beside other jobs; 68.5 MHz reached (README: Limits). With one
     # lane per PE (--mults 1,1: 43 multipliers) the same network reaches 90-97 MHz.
     clock_mhz=60.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)

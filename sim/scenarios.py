@@ -26,11 +26,16 @@ def random_model(cfg, rng):
     return model
 
 
-async def load_weights(bus, cfg, weights):
+async def write_weight_row(bus, cfg, layer, row, values):
     cb = col_bits(cfg)
+    for c, v in enumerate(values):
+        await bus.write(address(Space.W, layer, (row << cb) | c), v)
+
+
+async def load_weights(bus, cfg, weights):
     for l, w in enumerate(weights, 1):
-        for (r, c), v in np.ndenumerate(w):
-            await bus.write(address(Space.W, l, (r << cb) | c), v)
+        for r, values in enumerate(w):
+            await write_weight_row(bus, cfg, l, r, values)
 
 
 async def _read_matrix(bus, cfg, space):
@@ -168,9 +173,7 @@ async def update_scenario(bus, cfg, rng, model, grads):
     row = int(rng.integers(cfg.sizes[l]))
     model.weights[l - 1][row] = cfg.master_format.quantise(
         rng.uniform(-1, 1, cfg.row_length(l)))
-    cb = col_bits(cfg)
-    for c, v in enumerate(model.weights[l - 1][row]):
-        await bus.write(address(Space.W, l, (row << cb) | c), v)
+    await write_weight_row(bus, cfg, l, row, model.weights[l - 1][row])
     assert_array_equal((await read_weights(bus, cfg))[l - 1], model.weights[l - 1])
     for l, (got, want) in enumerate(zip(await read_gradients(bus, cfg), grads), 1):
         assert_array_equal(got, want, err_msg=f"gradient of layer {l} after a weight write")
