@@ -237,18 +237,25 @@ class LayerEngine(wiring.Component):
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
         # (the network delays its idle-time reads of the registers to match). Only the
-        # write enable is decoded per PE; each PE has its own copy of the write's kind, fold
-        # and value and of the memory access's fold, column and data, taken every cycle.
-        # (With an enable from the decode on them, the decode drove the enables of all of
-        # them: the ULX3S preset's slowest path at 74.9 MHz. One register for all PEs, 84.1
-        # MHz: 5.8 ns of wire to the farthest PE's register-write decode.) A layer of one PE
-        # has nothing to keep apart: there its copies of the row's fold may merge.
+        # write enable is decoded per PE; each group of GROUP PEs has its own copy of the
+        # write's kind, fold and value and of the memory access's fold, column and data,
+        # taken every cycle. (With an enable from the decode on them, the decode drove the
+        # enables of all of them: the ULX3S preset's slowest path at 74.9 MHz. One register
+        # for all PEs, 84.1 MHz: 5.8 ns of wire to the farthest PE's register-write decode.
+        # A copy for each PE put 16 sinks across the chip on every bit of the layer's bus
+        # register, and one of those nets was the two-lane preset's slowest path: 14.1 ns of
+        # wire, 68.5 MHz.) A layer of one PE has nothing to keep apart: there its copies of
+        # the row's fold may merge.
+        copies = {}
+
         def copy(value, name, p):
-            if P > 1:
-                return kept_copy(m, value, f"{name}{p}")
-            register = Signal(value.shape(), name=f"pe_{name}", reset_less=True)
-            m.d.sync += register.eq(value)
-            return register
+            if P == 1:
+                register = Signal(value.shape(), name=f"pe_{name}", reset_less=True)
+                m.d.sync += register.eq(value)
+                return register
+            if (name, p // GROUP) not in copies:
+                copies[name, p // GROUP] = kept_copy(m, value, f"{name}_group{p // GROUP}")
+            return copies[name, p // GROUP]
         # with wide layers in the network, each layer takes the bus through a register of its
         # own first: one for all PEs of the network was a net that some placements of the
         # ULX3S preset routed in 14.7-17 ns

@@ -35,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 from .activation import ActivationUnit
 from .arith import saturate, const_mul, kept_copy, KEPT_COPY
 from .lfsr import LFSR
+from .multiplier import registered_product
 from .ram import PackedRAM
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits",
@@ -318,28 +319,23 @@ class ProcessingElement(wiring.Component):
             else:
                 fold_now = const_mul(c1.fold, M) + k
                 lam_f = Array(self.lam)[fold_now[:bits(F)]] if F > 1 else self.lam[0]
-            # the weight's multiplier (forward and backward) and the gradient's
+            # the weight's multiplier (forward and backward) and the gradient's: operands
+            # registered at c1, products at c2
             mul_a = Signal(signed(wf.width), name=f"mul_a{k}")
             mul_b = Signal(signed(max(af.width, sf.width)), name=f"mul_b{k}")
-            grad_a = Signal(signed(sf.width), name=f"grad_a{k}")
-            grad_b = Signal(signed(af.width), name=f"grad_b{k}")
-            m.d.sync += [
-                mul_a.eq(Mux(mine[1], w_eff, 0)),
-                mul_b.eq(Mux(c1.op == OP_BACKWARD, lam_f, c1.operand)),
-                grad_a.eq(lam_f), grad_b.eq(c1.grad_operand),
-            ]
+            m.d.comb += [mul_a.eq(Mux(mine[1], w_eff, 0)),
+                         mul_b.eq(Mux(c1.op == OP_BACKWARD, lam_f, c1.operand))]
+            product = registered_product(m, platform, mul_a, mul_b, f"product{k}")
+            grad_product = registered_product(m, platform, lam_f, c1.grad_operand,
+                                              f"grad_product{k}")
+            products.append(product)
             g2, w3, g3 = (Signal(signed(gw), name=f"g2_{k}"),
                           Signal(signed(mf.width), name=f"w3_{k}"),
                           Signal(signed(gw), name=f"g3_{k}"))
             w2 = Signal(signed(mf.width), name=f"w2_{k}")
             m.d.sync += [w2.eq(w1), g2.eq(g1), w3.eq(w2), g3.eq(g2)]
 
-            # c2: products; the update's rounding offset from this lane's generator
-            product = Signal(signed(mul_a.shape().width + mul_b.shape().width),
-                             name=f"product{k}")
-            grad_product = Signal(signed(sf.width + af.width), name=f"grad_product{k}")
-            m.d.sync += [product.eq(mul_a * mul_b), grad_product.eq(grad_a * grad_b)]
-            products.append(product)
+            # c2: the update's rounding offset from this lane's generator
             lfsr = LFSR(self.layer, self.pe * M + k)
             m.submodules[f"lfsr{k}"] = lfsr
             m.d.comb += [lfsr.seed.eq(self.seed_out), lfsr.load.eq(self.seed_load_out),

@@ -16,6 +16,8 @@ __all__ = ["SIMULATORS", "simulator_environment", "write_verilog", "run_cocotb",
 
 SIMULATORS = ("icarus", "verilator")
 TOPLEVEL = "dyadic_network"
+#: Simulation models of the vendor cells the gateware instantiates for a platform family.
+VENDOR_MODELS = {"ecp5": [Path(__file__).parent / "models" / "MULT18X18D.v"]}
 
 
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
@@ -47,12 +49,13 @@ def missing_simulator(sim):
     return None
 
 
-def write_verilog(design, directory, toplevel=TOPLEVEL):
-    """Generate ``design``'s Verilog into ``directory``; returns the file path."""
+def write_verilog(design, directory, toplevel=TOPLEVEL, platform=None):
+    """Generate ``design``'s Verilog into ``directory`` (elaborated for ``platform``, if given:
+    with its vendor cells); returns the file path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{toplevel}.v"
-    path.write_text(kick_comb_blocks(verilog.convert(design, name=toplevel)))
+    path.write_text(kick_comb_blocks(verilog.convert(design, name=toplevel, platform=platform)))
     return path
 
 
@@ -69,8 +72,10 @@ def kick_comb_blocks(text):
                                   f"{m.group(2)} = 1;\n`endif", text)
 
 
-def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False, sources=None, defines=None):
-    """Verilog and simulator build of ``design`` under ``directory`` (or of ready Verilog
+def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False, sources=None, defines=None,
+          platform=None):
+    """Verilog and simulator build of ``design`` under ``directory`` (elaborated for
+    ``platform``, with :data:`VENDOR_MODELS`; or of ready Verilog
     ``sources``, e.g. a post-synthesis netlist and its cell models, with Verilog ``defines``);
     with ``reuse`` the
     simulator build is skipped when the Verilog is unchanged since the last one. Returns the
@@ -83,8 +88,8 @@ def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False, sources=None, 
     source = directory / f"{toplevel}.v"
     previous = source.read_text() if source.exists() else None
     if sources is None:
-        write_verilog(design, directory, toplevel)
-        sources = [source]
+        write_verilog(design, directory, toplevel, platform)
+        sources = [source, *VENDOR_MODELS.get(getattr(platform, "family", None), [])]
     if not (reuse and binary.exists() and previous == source.read_text()):
         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory / sim,
                      defines=defines or {},
@@ -96,14 +101,15 @@ def build(sim, design, directory, toplevel=TOPLEVEL, reuse=False, sources=None, 
 
 def run_cocotb(sim, cfg, samples, directory, test_module="dyadic.sim.tb_network", seed=1,
                testcase=None, design=None, toplevel=TOPLEVEL, extra_env=None, reuse=False,
-               sources=None, defines=None):
-    """Build ``design`` (default: the network of ``cfg``; or the Verilog ``sources``) for
-    ``sim`` under ``directory`` and run ``test_module``'s tests. Returns ``(tests, failures)``."""
+               sources=None, defines=None, platform=None):
+    """Build ``design`` (default: the network of ``cfg``, elaborated for ``platform`` if given;
+    or the Verilog ``sources``) for ``sim`` under ``directory`` and run ``test_module``'s
+    tests. Returns ``(tests, failures)``."""
     from cocotb_tools.runner import get_results
     directory = Path(directory)
     if design is None and sources is None:
         design = RelaxationNetwork(cfg, samples)
-    runner = build(sim, design, directory, toplevel, reuse, sources, defines)
+    runner = build(sim, design, directory, toplevel, reuse, sources, defines, platform)
     env = {"DYADIC_CONFIG": json.dumps(cfg.to_dict()), "DYADIC_SAMPLES": str(samples),
            "DYADIC_SEED": str(seed), **(extra_env or {})}
     results = runner.test(

@@ -5,8 +5,9 @@ every PE), back-pressure."""
 
 import pytest
 
+from dyadic.boards import get_board
 from dyadic.hdl.config import NetConfig
-from dyadic.sim.runner import SIMULATORS, run_cocotb, missing_simulator
+from dyadic.sim.runner import SIMULATORS, TOPLEVEL, run_cocotb, missing_simulator
 
 # L = 1..4, odd sizes, folded (fewer PEs than rows) and unfolded layers, every activation,
 # narrow formats that saturate, nearest and stochastic rounding, several multiplier lanes per PE.
@@ -34,4 +35,18 @@ def test_rtl_equals_golden_model(sim, name, tmp_path):
         pytest.fail(reason)  # a missing simulator is a broken set-up, not a skip
     cfg, samples = CONFIGS[name]
     tests, failures = run_cocotb(sim, cfg, samples, tmp_path, seed=len(name))
+    assert tests == 4 and failures == 0, f"see {tmp_path}/{sim}-test.log"
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_ecp5_multiplier_blocks_equal_golden_model(sim, tmp_path):
+    """The network as a ULX3S build elaborates it, its multipliers MULT18X18D blocks with their
+    own operand and product registers (simulated with ``sim/models/MULT18X18D.v``): the same
+    four scenarios, bit for bit."""
+    cfg, samples = CONFIGS["7-9-4-multipliers"]
+    tests, failures = run_cocotb(sim, cfg, samples, tmp_path, seed=3,
+                                 platform=get_board("ulx3s-85f").platform())
+    lanes = sum(min(cfg.mults[l - 1], len(cfg.rows_of_pe(l, p)))
+                for l in range(1, cfg.L + 1) for p in range(cfg.pes[l - 1]))
+    assert (tmp_path / f"{TOPLEVEL}.v").read_text().count("MULT18X18D #(") == 2 * lanes
     assert tests == 4 and failures == 0, f"see {tmp_path}/{sim}-test.log"
