@@ -22,7 +22,7 @@ gradient memory, accumulator, activation unit and xorshift32 generator; the back
 products of the group are added before joining the travelling sum. Pipeline: memory addresses
 a cycle ahead (from ``ctl_early``), c0 memory data registered, c1 operand select, c2 products,
 c3 accumulate, c4 gradient write (the update: c2 ``G + r``, c3-c4 the shift, c5
-``W - delta``, c6 the saturated write), c4-c9 activation write-back
+``W - delta``, c6 its saturation, c7 the write), c4-c9 activation write-back
 (activation unit over two cycles, then :func:`relaxation_write`); a sensitivity
 target is written :data:`LAM_LATENCY` cycles after it arrives (a cycle more with
 :func:`pick_ahead`). The layer's drain covers all.
@@ -241,10 +241,10 @@ class ProcessingElement(wiring.Component):
         c0 = self.ctl_in
         kept = f"_{KEPT_COPY}" if cfg.pes[self.layer - 1] > 1 else ""
         c1 = Signal(ctl, name=f"c1{kept}", reset_less=True)
-        c2, c3, c4, c5, c6 = (Signal(stage_layout(cfg, self.layer), name=f"c{n}{kept}",
-                                     reset_less=True) for n in range(2, 7))
+        c2, c3, c4, c5, c6, c7 = (Signal(stage_layout(cfg, self.layer), name=f"c{n}{kept}",
+                                         reset_less=True) for n in range(2, 8))
         m.d.sync += [self.ctl_out.eq(c0), c1.eq(c0), c2.eq(c1.as_value()[:len(c2.as_value())]),
-                     c3.eq(c2), c4.eq(c3), c5.eq(c4), c6.eq(c5)]
+                     c3.eq(c2), c4.eq(c3), c5.eq(c4), c6.eq(c5), c7.eq(c6)]
 
         # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
         # The access is registered here before the memories: its address arithmetic, between
@@ -295,8 +295,8 @@ class ProcessingElement(wiring.Component):
             # gradient's 40 took two of its own)
             rows = PackedRAM((mf.width, gw), G * C)
             m.submodules[f"weights_gradients{k}"] = rows.memory
-            mine = [Signal(name=f"mine{k}_{s}") for s in range(7)]
-            for s_, c in enumerate((c0, c1, c2, c3, c4, c5, c6)):
+            mine = [Signal(name=f"mine{k}_{s}") for s in range(8)]
+            for s_, c in enumerate((c0, c1, c2, c3, c4, c5, c6, c7)):
                 m.d.comb += mine[s_].eq(c.valid & (c.fold < G))
             address = lambda group, col: (const_mul(group, C) + col)[:bits(G * C)]
             idle = idle_address[:bits(G * C)]
@@ -356,28 +356,31 @@ class ProcessingElement(wiring.Component):
                          w4.eq(w3), w5.eq(w4), w_new.eq(w5 - delta)]
 
             # c4: gradient write-back, the sum registered (its carry chain into the block
-            # RAM was the ULX3S preset's slowest path once, 12.6 ns); c6: weight write-back,
-            # saturated, its address computed a stage ahead. The next read of either word is
-            # in a later pass, after the layer's drain.
-            new_w, w_sat = saturate(w_new, mf)
+            # RAM was the ULX3S preset's slowest path once, 12.6 ns); c6: the weight
+            # saturated and registered (the saturation's test of the top bits, in front of a
+            # block RAM placed far from its PE, was the two-lane preset's slowest path: 66.9
+            # MHz); c7: weight write-back, its address computed a stage ahead. The next read
+            # of either word is in a later pass, after the layer's drain.
+            new_w, w_sat = Signal(signed(mf.width), name=f"new_w{k}"), Signal(name=f"w_sat{k}")
+            m.d.sync += Cat(new_w, w_sat).eq(Cat(*saturate(w_new, mf)))
             g_address = Signal(bits(G * C), name=f"g_address{k}")
             g_sum, g_we = Signal(signed(gw), name=f"g_sum{k}"), Signal(name=f"g_we{k}")
             w_address = Signal(bits(G * C), name=f"w_address{k}")
             m.d.sync += [g_address.eq(address(c3.fold, c3.col)),
                          g_sum.eq(Mux(c3.overwrite, 0, g3) + grad_product),
                          g_we.eq(mine[3] & (c3.op == OP_FORWARD) & c3.gradient),
-                         w_address.eq(address(c5.fold, c5.col))]
+                         w_address.eq(address(c6.fold, c6.col))]
             # one write port: a forward pass writes gradients, an update weights and the bus
             # weights while the layer idles, never two of them in a cycle
             w_data, w_en = Signal(signed(mf.width), name=f"w_data{k}"), Signal(name=f"w_en{k}")
             sat_w = Signal(name=f"sat_w{k}")
-            with m.If(c6.op == OP_UPDATE):
-                m.d.comb += [w_data.eq(new_w), w_en.eq(mine[6]), sat_w.eq(mine[6] & w_sat)]
-            with m.If(~c6.valid):
+            with m.If(c7.op == OP_UPDATE):
+                m.d.comb += [w_data.eq(new_w), w_en.eq(mine[7]), sat_w.eq(mine[7] & w_sat)]
+            with m.If(~c7.valid):
                 m.d.comb += [w_data.eq(idle_wdata), w_en.eq(idle_we & (idle_lane == k))]
             sats_w.append(sat_w)
             m.d.comb += [
-                rows.write.addr.eq(Mux(g_we, g_address, Mux(c6.valid, w_address, idle))),
+                rows.write.addr.eq(Mux(g_we, g_address, Mux(c7.valid, w_address, idle))),
                 rows.write.data.eq(rows.word((w_data, g_sum))),
                 rows.write.en.eq(rows.enable((w_en, g_we)))]
 
