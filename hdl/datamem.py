@@ -4,11 +4,14 @@ outputs.
 A data set of thousands of samples spans a hundred block RAMs spread over the whole chip; one
 address bus into all of them and one read mux out of them are long paths. Here the memory is
 split into banks of :data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 DP16KD), and a
-block-RAM bank into :data:`SLICES` memories of adjacent bits: each slice registers its own copy
-of the address and write controls, the bank's output is registered next to its blocks, and the
-bank select is registered once more. Reads take
-:attr:`DataMemory.LATENCY` cycles, writes land a cycle after they are asked for, and every
-stage is short.
+block-RAM bank into :data:`SLICES` memories of adjacent bits. The address and write controls
+are registered twice on the way: a copy per bank, then a copy per slice, each near its loads
+(one copy per slice, with the address's arithmetic before it, was 10 ns of wire on the ECP5
+preset); the bank's output is registered next to its blocks, and the bank select is registered
+once more. Single-port RAM (the SPRAM, one memory per bank, a few per chip) takes the second
+stage at the output instead, where it is 8 flip-flops rather than a bank's address: the
+latency is the same, :attr:`DataMemory.LATENCY` cycles, for either memory. Writes land two
+cycles after they are asked for, and every stage is short.
 """
 
 from amaranth import Module, Signal, Array, signed
@@ -41,9 +44,10 @@ class DataMemory(wiring.Component):
     wdata, we : In  write ``wdata`` at ``addr`` (idle time: the data set's upload).
     """
 
-    #: Cycles from ``addr`` to ``data``: the bank's address register, its read, its output
-    #: register, the bank select.
-    LATENCY = 4
+    #: Cycles from ``addr`` to ``data``: the bank's and the slice's address registers (block
+    #: RAM) or the bank's and an output register (single-port RAM), the read, the bank's
+    #: output register, the bank select.
+    LATENCY = 5
 
     def __init__(self, width, depth, attrs=None, bank_words=BANK_WORDS):
         assert bank_words & (bank_words - 1) == 0, "banks are a power of two words"
@@ -62,33 +66,46 @@ class DataMemory(wiring.Component):
         bank = self.addr[low:] if self.banks > 1 else 0
         # slice s holds bits edges[s] .. edges[s + 1] - 1 of the word
         edges = [self.width * s // self.slices for s in range(self.slices + 1)]
+        # block RAM: a copy of the address and write controls per bank, then per slice
+        spread = self.slices > 1
         outputs = []
         for b in range(self.banks):
             words = min(self.bank_words, self.depth - b * self.bank_words)
+            b_addr, b_we, b_wdata = self.addr[:low], self.we & (bank == b), self.wdata
+            if spread:
+                b_addr = kept_copy(m, b_addr, f"bank{b}_addr")
+                b_we = kept_copy(m, b_we, f"bank{b}_we")
+                b_wdata = kept_copy(m, b_wdata, f"bank{b}_wdata")
             out = Signal(signed(self.width), name=f"bank{b}_data")
             for s, (lo, hi) in enumerate(zip(edges, edges[1:])):
                 mem = Memory(shape=hi - lo, depth=words, init=[], attrs=self.attrs)
                 m.submodules[f"bank{b}_{s}"] = mem
                 rd, wr = mem.read_port(), mem.write_port()
                 # each slice's own copy of the address and write controls
-                addr = kept_copy(m, self.addr[:low], f"bank{b}_{s}_addr")
-                we = kept_copy(m, self.we & (bank == b), f"bank{b}_{s}_we")
-                if self.slices > 1:
+                addr = kept_copy(m, b_addr, f"bank{b}_{s}_addr")
+                we = kept_copy(m, b_we, f"bank{b}_{s}_we")
+                if spread:
                     # kept apart from other registers of the bus's word: Yosys had merged
                     # it with a layer's copy, whose fan-out to the PEs then also reached
                     # this slice's far blocks (the ECP5 preset's slowest path, 11.1 ns of wire)
-                    wdata = kept_copy(m, self.wdata[lo:hi], f"bank{b}_{s}_wdata")
+                    wdata = kept_copy(m, b_wdata[lo:hi], f"bank{b}_{s}_wdata")
                 else:
                     wdata = Signal(hi - lo, name=f"bank{b}_{s}_wdata", reset_less=True)
-                    m.d.sync += wdata.eq(self.wdata[lo:hi])
+                    m.d.sync += wdata.eq(b_wdata[lo:hi])
                 m.d.sync += out[lo:hi].eq(rd.data)
                 # no read while writing: the output holds, as single-port RAM's does
                 m.d.comb += [rd.addr.eq(addr), rd.en.eq(~we),
                              wr.addr.eq(addr), wr.data.eq(wdata), wr.en.eq(we)]
             outputs.append(out)
+        selected_data = Signal(signed(self.width))
         if self.banks == 1:
-            m.d.sync += self.data.eq(outputs[0])
+            m.d.sync += selected_data.eq(outputs[0])
         else:
-            selected = delay(m, bank, self.LATENCY - 1, "bank_select")[-1]
-            m.d.sync += self.data.eq(Array(outputs)[selected])
+            # the bank of the address the outputs answer: address stages, read, output register
+            selected = delay(m, bank, (2 if spread else 1) + 2, "bank_select")[-1]
+            m.d.sync += selected_data.eq(Array(outputs)[selected])
+        if spread:
+            m.d.comb += self.data.eq(selected_data)
+        else:
+            m.d.sync += self.data.eq(selected_data)
         return m

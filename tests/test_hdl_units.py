@@ -11,7 +11,7 @@ from dyadic.hdl.config import NetConfig, Activation
 from dyadic.hdl.fixed import SQ
 from dyadic.hdl.lfsr import LFSR, xorshift32, seed_state, pe_constant
 from dyadic.hdl.network import RelaxationNetwork
-from dyadic.hdl.datamem import DataMemory
+from dyadic.hdl.datamem import DataMemory, SINGLE_PORT_RAM
 from dyadic.hdl.regmap import Status, Space, Op, address, col_bits
 from dyadic.hdl.status import StatusCounters, ROUND, counter_width
 from dyadic.hdl.pe import ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_UPDATE, WRITE_LATENCY
@@ -255,10 +255,13 @@ def test_a_command_the_cycle_after_a_write_sees_it(rng):
     run(dut, bench)
 
 
+@pytest.mark.parametrize("attrs", [{}, SINGLE_PORT_RAM], ids=["block_ram", "single_port_ram"])
 @pytest.mark.parametrize("depth", [3, 11])
-def test_data_memory_reads_every_word_latency_cycles_later(rng, depth):
-    # banks of 4 words: depth 11 spans three banks (the last one short), depth 3 fits one
-    dut = DataMemory(8, depth, bank_words=4)
+def test_data_memory_reads_every_word_latency_cycles_later(rng, depth, attrs):
+    # banks of 4 words: depth 11 spans three banks (the last one short), depth 3 fits one;
+    # block RAM banks are sliced, with their registers on the address side, single-port RAM
+    # banks are not, with one on the output side: the same latency
+    dut = DataMemory(8, depth, attrs, bank_words=4)
     values = rng.integers(-128, 128, depth)
     order = rng.permutation(np.repeat(np.arange(depth), 3))   # back-to-back reads, repeats
     seen = []
