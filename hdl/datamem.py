@@ -7,11 +7,11 @@ split into banks of :data:`BANK_WORDS` words (one iCE40UP5K SPRAM; sixteen ECP5 
 block-RAM bank into :data:`SLICES` memories of adjacent bits. The address and write controls
 are registered twice on the way: a copy per bank, then a copy per slice, each near its loads
 (one copy per slice, with the address's arithmetic before it, was 10 ns of wire on the ECP5
-preset); the bank's output is registered next to its blocks, and the bank select is registered
+64-64-10); the bank's output is registered next to its blocks, and the bank select is registered
 once more. Single-port RAM (the SPRAM, one memory per bank, a few per chip) takes the second
 stage at the output instead, where it is 8 flip-flops rather than a bank's address: the
-latency is the same, :attr:`DataMemory.LATENCY` cycles, for either memory. Writes land two
-cycles after they are asked for, and every stage is short.
+latency is the same, :attr:`DataMemory.LATENCY` cycles, for either memory. Writes land a
+cycle after each address stage, and every stage is short.
 """
 
 from amaranth import Module, Signal, Array, signed
