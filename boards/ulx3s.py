@@ -10,8 +10,8 @@ ULX3S_85F = register(Board(
     # multipliers (a weight's and a gradient's per lane, and the loss's squarer) and 165 of
     # the 208 block RAMs (two per lane: a weight and its gradient share a word; the data set
     # takes 76), 58k LUT4s, in 51 minutes beside other jobs; 80.3 MHz reached at 75, but
-    # the placements vary: the same network with small changes reached 72-75 asked for 75
-    # or 80 (README: Limits). With one lane per PE (--mults 1,1: 43 multipliers) the same
+    # placements vary: this netlist asked for 80 reached 73.6, small design changes 72-75
+    # (README: Limits). With one lane per PE (--mults 1,1: 43 multipliers) the same
     # network reaches 90-97 MHz.
     clock_mhz=75.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
