@@ -114,8 +114,9 @@ class LayerEngine(wiring.Component):
     y_addr, y_data, y_base, loss_add, loss_valid, correct_add : (layer ``L``) output unit.
     reg_*, mem_*, w_*, g_rdata : idle-time debug access (trace mode, parameters, gradients);
         writes reach the PEs a cycle later than they would straight from the ports (a
-        register written at cycle 0 holds the value from cycle 3, with
-        :func:`bus_registered` 4); ``w_rdata``,
+        register written at cycle 0 holds the value from cycle 3, a cycle later in a layer of
+        several PEs and one more with :func:`bus_registered`: at most cycle 5, when a read
+        the cycle after the write samples it); ``w_rdata``,
         ``g_rdata`` answer :func:`readback_latency` cycles after ``mem_row``,
         ``mem_col``.
     sat_a, sat_lam, sat_w : saturation events, counted one to three cycles after they happen
@@ -268,11 +269,18 @@ class LayerEngine(wiring.Component):
         # the bits a register takes (kept registers keep unused bits too)
         reg_value = bus["reg_value"][:max(af.width, sf.width, 2)].as_signed() if P > 1 else \
             bus["reg_value"]
+        # in a layer of several PEs the write takes a register more beside each PE: a group's
+        # copy decoded into the folds of its PEs was the two-lane ULX3S preset's slowest path
+        # asked for 80 MHz (9.1 ns of wire to a PE's a_next decode)
         for p, pe in enumerate(pes):
-            m.d.sync += pe.reg_we.eq(bus["reg_we"] & (pe_of(n)[bus["reg_index"]] == p))
-            m.d.comb += [pe.reg_kind.eq(copy(bus["reg_kind"], "reg_kind", p)),
-                         pe.reg_fold.eq(copy(reg_fold, "reg_fold", p)),
-                         pe.reg_value.eq(copy(reg_value, "reg_value", p))]
+            reg_we = bus["reg_we"] & (pe_of(n)[bus["reg_index"]] == p)
+            reg = {"reg_kind": bus["reg_kind"], "reg_fold": reg_fold, "reg_value": reg_value}
+            reg = {name: copy(value, name, p) for name, value in reg.items()}
+            if P > 1:
+                reg_we = delay(m, reg_we, 1, f"reg_we{p}")[-1]
+                reg = {name: kept_copy(m, value, f"{name}{p}") for name, value in reg.items()}
+            m.d.sync += pe.reg_we.eq(reg_we)
+            m.d.comb += [getattr(pe, name).eq(value) for name, value in reg.items()]
 
         # -- idle-time memory access ---------------------------------------------------------
         # the PE whose read answers: mem_pe[k], k cycles after the layer's address (the PEs

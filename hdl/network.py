@@ -101,8 +101,9 @@ class RelaxationNetwork(wiring.Component):
                      y_mem.wdata.eq(self.wdata), y_mem.we.eq(idle & self.we & (space == Space.Y))]
 
         # -- wiring between layers -----------------------------------------------------------
-        # idle-time reads of the registers are two cycles late, as the layers' writes are (a
-        # cycle in the layer, a cycle through the next register): a read after a write sees it
+        # idle-time reads of the registers are two cycles late: a read the cycle after a write
+        # samples the register 5 cycles after the write, when the slowest layer's write (three
+        # registers, a cycle through the next register) is there
         read_index = delay(m, index, 2, "read_index")[-1]
         # the layers address the memories from the cycle after the controller leaves IDLE
         # (``idle``, a register, not the state's decoding: the layers' first addresses come
@@ -171,29 +172,32 @@ class RelaxationNetwork(wiring.Component):
         counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
         m.d.comb += status.raddr.eq(r_counter)
-        early = Signal(64)   # counters, caught at edge 3, registers at edge regs_at + 2
-        with m.If(valid_at[1] & (space_at[1] == Space.STATUS)):
+        # Each answer is caught in ``early`` (counters at edge 3, registers at edge regs_at + 2)
+        # or ``stored`` (weights and gradients, the data set) as it arrives. Which space a
+        # catch takes is decided a cycle ahead, into a register per space: the answers
+        # converge from all over the chip, and the decode of the read's space in front of
+        # their multiplexer was the slowest path of the ECP5 64-64-10 on one lane per PE
+        # (90.3 MHz, 7.8 ns of wire).
+        arrives = {Space.STATUS: 1, Space.A: regs_at, Space.D: regs_at, Space.LAM: regs_at,
+                   Space.W: readback - 1, Space.G: readback - 1,
+                   Space.X: SOURCE_LATENCY - 1, Space.Y: SOURCE_LATENCY - 1}
+        take = {sp: Signal(name=f"take_{sp.name.lower()}") for sp in arrives}
+        for sp, at in arrives.items():
+            m.d.sync += take[sp].eq(valid_at[at - 1] & (space_at[at - 1] == sp))
+        early = Signal(64)
+        with m.If(take[Space.STATUS]):
             m.d.sync += early.eq(Mux(counter_ok_at[1], status.rdata, 0))
-        with m.If(valid_at[regs_at]):
-            with m.Switch(space_at[regs_at]):
-                for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
-                    with m.Case(sp):
-                        value = pick(attr, layer_at[regs_at])
-                        m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
+        for sp, attr in ((Space.A, "rd_a"), (Space.D, "rd_d"), (Space.LAM, "rd_lam")):
+            with m.If(take[sp]):
+                value = pick(attr, layer_at[regs_at])
+                m.d.sync += early.eq(value.as_signed() if sp != Space.D else value)
         stored = Signal(signed(max(cfg.master_format.width, cfg.gradient_acc_bits, af.width)))
-        # weights and gradients, and the data set, caught as they arrive
-        with m.If(valid_at[readback - 1]):
-            with m.Switch(space_at[readback - 1]):
-                with m.Case(Space.W):
-                    m.d.sync += stored.eq(pick("w_rdata", layer_at[readback - 1]))
-                with m.Case(Space.G):
-                    m.d.sync += stored.eq(pick("g_rdata", layer_at[readback - 1]))
-        with m.If(valid_at[SOURCE_LATENCY - 1]):
-            with m.Switch(space_at[SOURCE_LATENCY - 1]):
-                with m.Case(Space.X):
-                    m.d.sync += stored.eq(x_mem.data)
-                with m.Case(Space.Y):
-                    m.d.sync += stored.eq(y_mem.data)
+        for sp, attr in ((Space.W, "w_rdata"), (Space.G, "g_rdata")):
+            with m.If(take[sp]):
+                m.d.sync += stored.eq(pick(attr, layer_at[readback - 1]))
+        for sp, memory in ((Space.X, x_mem), (Space.Y, y_mem)):
+            with m.If(take[sp]):
+                m.d.sync += stored.eq(memory.data)
         # the answer is held until the next read's (the engine sends it from here)
         with m.If(valid_at[-1]):
             with m.Switch(space_at[-1]):

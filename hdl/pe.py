@@ -430,10 +430,21 @@ class ProcessingElement(wiring.Component):
 
         # c3: backward - this PE's share of (W^T lam)[col], summed over its lanes and
         # fold groups, joins the partial sum travelling down the chain
+        # Both sums are balanced trees, sharing their first term's pair: summed in a row,
+        # the lanes' products and the travelling sum were three carry chains after the
+        # multiplier, the two-lane ULX3S preset's slowest path (80.3 MHz)
         partial = Signal(signed(cfg.backward_acc_bits(self.layer)))
-        here = Mux(c3.first, 0, partial) + sum(products)
+        terms = [Mux(c3.first, 0, partial), *products]
         with m.If((c3.op == OP_BACKWARD) & c3.valid):
-            m.d.sync += partial.eq(here)
+            m.d.sync += partial.eq(balanced_sum(terms))
             with m.If(c3.last):
-                m.d.sync += self.psum_out.eq(here + self.psum_in)
+                m.d.sync += self.psum_out.eq(balanced_sum(terms + [self.psum_in]))
         return m
+
+
+def balanced_sum(terms):
+    """``sum(terms)`` as a tree of pairs, the first pair first (so sums of the same first
+    terms share it): a carry chain per level rather than per term."""
+    while len(terms) > 1:
+        terms = [a + b for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) & ~1:]
+    return terms[0]
