@@ -12,7 +12,7 @@ ULX3S_85F = register(Board(
     # takes 76), 58k LUT4s, in 38 minutes beside another build: 82.1 MHz reached asked for
     # 80 (83.4 asked for 75), but placements vary: earlier netlists reached 72-80 (README:
     # Limits), so a design change may need --clock 75 or another --seed. With one lane per
-    # PE (--mults 1,1: 43 multipliers) the same network reaches 90-97 MHz.
+    # PE (--mults 1,1: 43 multipliers) the same network reaches 87-97 MHz.
     clock_mhz=80.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
