@@ -8,6 +8,7 @@ import pytest
 
 from dyadic.boards import BoardError, get_board
 from dyadic.boards.netlist import synthesize_netlist, MODEL_DEFINES
+from dyadic.boards.inspect import critical_path, module_cells
 from dyadic.boards.pll import ice40_pll, ecp5_pll, PLLError
 from dyadic.boards.resources import check_fits, estimate
 from dyadic.hdl.config import NetConfig
@@ -140,6 +141,19 @@ def test_ci_build_places_routes_and_meets_timing(family, tmp_path, capsys):
     assert bitstream.stat().st_size > 30_000
     assert json.loads((tmp_path / "report.json").read_text())["fmax_mhz"] == report["fmax_mhz"]
     assert f"--seed {report['seed']} " in (tmp_path / "build_dyadic.sh").read_text()
+    # where the time and the cells went, as the README quotes them (dyadic.boards.inspect)
+    if family == "ecp5":
+        path = critical_path(tmp_path)
+        assert sum(delay for _, delay, _, _ in path) == pytest.approx(
+            1000 / report["fmax_mhz"], abs=0.01)
+        assert any(".py:" in source for *_, source in path)
+    else:
+        counts = module_cells(tmp_path)
+        flat = json.loads((tmp_path / "dyadic.stat.json").read_text())["design"]
+        flat_luts = flat["num_cells_by_type"]["SB_LUT4"]
+        # with the hierarchy kept nothing is optimised across modules: a little more
+        assert 0.95 * flat_luts <= sum(luts for luts, _ in counts.values()) <= 1.15 * flat_luts
+        assert any(module.endswith("layer1.pe0") for module in counts)
 
 
 @pytest.mark.skipif(missing_simulator("icarus") is not None, reason="no Icarus")
