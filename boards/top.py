@@ -6,6 +6,7 @@ network is running a command), failed (the last request was answered with an err
 
 from amaranth import Module, Signal, ClockDomain, Instance, Elaboratable
 from amaranth.build import ResourceError
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..hdl.uart import UARTAccelerator
@@ -51,7 +52,7 @@ class BoardTop(Elaboratable):
                 i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=cd.clk, o_LOCK=locked)
         else:
-            osc = platform.request(board.oscillator)
+            m.submodules.osc = osc = io.Buffer("i", platform.request(board.oscillator, dir="-"))
             m.submodules.pll = Instance(
                 "EHXPLLL", **{f"p_{k}": v for k, v in pll.params.items()},
                 p_FEEDBK_PATH="CLKOP", p_CLKOP_ENABLE="ENABLED", p_CLKOP_FPHASE=0,
@@ -63,7 +64,9 @@ class BoardTop(Elaboratable):
 
         reset = ~locked
         if board.reset_button:
-            reset = reset | platform.request(board.reset_button, 0).i
+            m.submodules.reset_button = button = io.Buffer(
+                "i", platform.request(board.reset_button, 0, dir="-"))
+            reset = reset | button.i
         if global_reset:
             # ECP5: the reset, asynchronous, goes from its synchroniser onto a global net;
             # synchronous, Yosys merged it with the design's own clears into LUTs in front of
@@ -77,17 +80,20 @@ class BoardTop(Elaboratable):
         else:
             m.submodules.reset_sync = ResetSynchronizer(reset, domain="sync")
 
-        uart = platform.request("uart", 0)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
         clock_hz = round(pll.fout_mhz * 1e6)
         m.submodules.accelerator = acc = UARTAccelerator(
             self.cfg, self.samples, clock_hz, board.uart_baud, board.name,
             data_attrs=board.data_memory_attrs)
-        m.d.comb += [acc.rx_pin.eq(uart.rx.i), uart.tx.o.eq(acc.tx_pin)]
+        m.d.comb += [acc.rx_pin.eq(rx.i), tx.o.eq(acc.tx_pin)]
 
         for index, status in enumerate((acc.idle, acc.busy, acc.failed)):
             try:
-                led = platform.request("led", index)
+                port = platform.request("led", index, dir="-")
             except ResourceError:   # fewer LEDs than states: show what fits
                 break
+            m.submodules[f"led{index}"] = led = io.Buffer("o", port)
             m.d.sync += led.o.eq(status)   # registered: no logic path ends at a pin
         return m

@@ -25,7 +25,7 @@ from .arith import derivative_scale, saturate, const_mul, delay, kept_copy
 from .datamem import DataMemory
 from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
-                 OP_UPDATE, WRITE_LATENCY, LAM_LATENCY, pick_ahead)
+                 OP_UPDATE, WRITE_LATENCY, BACKWARD_LATENCY, LAM_LATENCY, pick_ahead)
 
 __all__ = ["LayerEngine", "skew_depth", "lam_write_latency", "readback_latency",
            "SOURCE_LATENCY", "MAX_READBACK_LATENCY", "REGISTER_READ_LATENCY"]
@@ -331,9 +331,10 @@ class LayerEngine(wiring.Component):
         col = Signal(bits(C))
         issue = Signal(ctl)  # word being issued; its operand arrives SOURCE_LATENCY later
         # the last word's final write: a PE's at P + WRITE_LATENCY cycles; the backward tail's
-        # target reaches the layer below at P + 8 and is written lam_write_latency cycles later
+        # target reaches the layer below at P + BACKWARD_LATENCY + 4 (the tail's registers)
+        # and is written lam_write_latency cycles later
         below = lam_write_latency(cfg, l - 1) if l > 1 else 0
-        drain_end = SOURCE_LATENCY - 1 + P + max(WRITE_LATENCY, 8 + below)
+        drain_end = SOURCE_LATENCY - 1 + P + max(WRITE_LATENCY, BACKWARD_LATENCY + 4 + below)
         drain = Signal(range(drain_end + 1))
         one = Const(af.one, signed(af.width))
         last_col, last_fold = col == C - 1, fold == n_groups - 1
@@ -426,9 +427,9 @@ class LayerEngine(wiring.Component):
         # -- backward tail: partial sums -> lam_{l-1} targets --------------------------------
         if l > 1:
             act_below = cfg.activations[l - 2]
-            tail = [Signal(ctl, name=f"tail{k}") for k in range(3)]
-            m.d.sync += [tail[0].eq(pes[-1].ctl_out), tail[1].eq(tail[0]), tail[2].eq(tail[1])]
-            at_tail = tail[2].valid & (tail[2].op == OP_BACKWARD) & tail[2].last
+            # the last PE's word, delayed to its psum_out
+            tail = delay(m, pes[-1].ctl_out, BACKWARD_LATENCY - 1, "tail")
+            at_tail = tail[-1].valid & (tail[-1].op == OP_BACKWARD) & tail[-1].last
             psum = Signal(signed(cfg.backward_acc_bits(l)))
             t_valid = Signal()
             t_col = Signal(bits(n_in))
@@ -436,8 +437,8 @@ class LayerEngine(wiring.Component):
             # register: its 5.8 ns clock-to-output plus 8 ns of wire into the scaling below
             # were the ECP5 preset's slowest path at 70.3 MHz
             t_d = Signal(2)
-            m.d.comb += skew_tail.addr.eq(const_mul(self.slot_r, n_in) + tail[1].col)
-            m.d.sync += [t_valid.eq(at_tail), t_col.eq(tail[2].col), psum.eq(pes[-1].psum_out),
+            m.d.comb += skew_tail.addr.eq(const_mul(self.slot_r, n_in) + tail[-2].col)
+            m.d.sync += [t_valid.eq(at_tail), t_col.eq(tail[-1].col), psum.eq(pes[-1].psum_out),
                          t_d.eq(skew_tail.data.d)]
             # d_{l-1} (W^T lam) rounded, registered, then saturated into the target
             scaled = derivative_scale(psum, cfg.backward_frac, t_d, act_below, sf)

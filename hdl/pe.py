@@ -13,7 +13,8 @@ on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one colum
   ``G[f, col] (+)= lam[f] * grad_operand`` (the skewed ``a_{l-1}[col]``): one sweep over
   ``(f, col)`` reads the weight and the gradient word it needs;
 * backward: ``psum_out = psum_in + sum_f W[f, col] * lam[f]`` - the partial sum of
-  ``(W^T lam)[col]`` travels down the chain, nothing is transposed;
+  ``(W^T lam)[col]`` travels down the chain, nothing is transposed (the products taken into
+  fabric registers first, at c3, the sums at c4);
 * update:   ``W[f, col] = sat(W - (G + r) >> s)`` with ``r`` from the PE's xorshift32.
 
 With ``M`` lanes per PE (``NetConfig.mults``) each control word covers a *group* of ``M``
@@ -39,12 +40,14 @@ from .multiplier import registered_product
 from .ram import PackedRAM
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits",
-           "WRITE_LATENCY", "LAM_LATENCY", "pick_ahead"]
+           "WRITE_LATENCY", "BACKWARD_LATENCY", "LAM_LATENCY", "pick_ahead"]
 
 OP_FORWARD, OP_BACKWARD, OP_UPDATE = range(3)
 
 #: Cycles from a control word entering a PE to its last register or memory write (c9).
 WRITE_LATENCY = 10
+#: Cycles from a backward word entering a PE to its ``psum_out`` (written at c4).
+BACKWARD_LATENCY = 5
 #: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next`` (one more in a
 #: layer of several PEs: :func:`pick_ahead`).
 LAM_LATENCY = 4
@@ -428,16 +431,20 @@ class ProcessingElement(wiring.Component):
                                      else g_rdata[0])]
         m.d.sync += [self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
 
-        # c3: backward - this PE's share of (W^T lam)[col], summed over its lanes and
-        # fold groups, joins the partial sum travelling down the chain
-        # Both sums are balanced trees, sharing their first term's pair: summed in a row,
-        # the lanes' products and the travelling sum were three carry chains after the
-        # multiplier, the two-lane ULX3S preset's slowest path (80.3 MHz)
+        # c4: backward - this PE's share of (W^T lam)[col], summed over its lanes and
+        # fold groups, joins the partial sum travelling down the chain.
+        # The products are taken into fabric registers first (c3): straight from the
+        # multipliers, 4-5.5 ns of wire from their column and the sums' two carry chains were
+        # the ULX3S preset's slowest path (82.1 MHz two lanes, 86.9 one). Both sums are
+        # balanced trees, sharing their first term's pair: summed in a row, the lanes'
+        # products and the travelling sum were three carry chains (80.3 MHz)
+        taken = [Signal.like(p, name=f"backward_product{k}") for k, p in enumerate(products)]
+        m.d.sync += [t.eq(p) for t, p in zip(taken, products)]
         partial = Signal(signed(cfg.backward_acc_bits(self.layer)))
-        terms = [Mux(c3.first, 0, partial), *products]
-        with m.If((c3.op == OP_BACKWARD) & c3.valid):
+        terms = [Mux(c4.first, 0, partial), *taken]
+        with m.If((c4.op == OP_BACKWARD) & c4.valid):
             m.d.sync += partial.eq(balanced_sum(terms))
-            with m.If(c3.last):
+            with m.If(c4.last):
                 m.d.sync += self.psum_out.eq(balanced_sum(terms + [self.psum_in]))
         return m
 

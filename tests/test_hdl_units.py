@@ -14,7 +14,8 @@ from dyadic.hdl.network import RelaxationNetwork
 from dyadic.hdl.datamem import DataMemory, SINGLE_PORT_RAM
 from dyadic.hdl.regmap import Status, Space, Op, address, col_bits
 from dyadic.hdl.status import StatusCounters, ROUND, counter_width
-from dyadic.hdl.pe import ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_UPDATE, WRITE_LATENCY
+from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_UPDATE, WRITE_LATENCY,
+                           BACKWARD_LATENCY)
 from dyadic.host.device_model import activate, DeviceModel
 from dyadic.sim import scenarios
 from dyadic.sim.amaranth_bus import AmaranthBus
@@ -146,7 +147,7 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults, lr_
         for c in range(3):                              # backward, groups inside
             for f in range(groups):
                 await issue(ctx, OP_BACKWARD, f, c, f == 0, f == groups - 1)
-            await idle(ctx, 4)
+            await idle(ctx, BACKWARD_LATENCY - 1)   # the last word's psum_out, no later
             out["psum"].append(ctx.get(dut.psum_out))
         skewed = list(x_skewed) + [af.one]
         for f in range(groups):                         # forward again, with the gradient
