@@ -13,7 +13,7 @@ ULX3S_85F = register(Board(
     # 80 (83.4 asked for 75), but placements vary: earlier netlists reached 72-80 (README:
     # Limits), so a design change may need --clock 75 or another --seed. With one lane per
     # PE (--mults 1,1: 43 multipliers) the same network reaches 87-97 MHz.
-    clock_mhz=80.0,
+    clock_mhz=75.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,
                       ram_block_bits=18432, ram_block_width=36),

@@ -266,7 +266,6 @@ class ProcessingElement(wiring.Component):
                      idle_address.eq(const_mul(mem_group, C) + self.mem_col),
                      idle_we.eq(self.w_we), idle_wdata.eq(self.w_wdata)]
         w_rdata, g_rdata = [], []
-        readback_w, readback_g = [], []   # each lane's word, registered at c0
 
         stochastic = cfg.rounding == "stochastic"
         # the update's shift and its rounding masks, registered (constant during a command)
@@ -312,8 +311,6 @@ class ProcessingElement(wiring.Component):
             w1 = Signal(signed(mf.width), name=f"w1_{k}")
             g1 = Signal(signed(gw), name=f"g1_{k}")
             m.d.sync += [w1.eq(w_rdata[-1]), g1.eq(g_rdata[-1])]
-            readback_w.append(w1)
-            readback_g.append(g1)
 
             # c1: operands (the multiplier sees the master weight with its extra bits dropped)
             w_eff = w1[cfg.master_extra_bits:].as_signed()
@@ -427,16 +424,11 @@ class ProcessingElement(wiring.Component):
             with m.If(done | (reg_we[1] & reg_here)):
                 m.d.sync += d_next[write_fold].eq(Mux(self.reg_we, self.reg_value, d_value))
 
-        # the read-back answers from the registers the arithmetic takes each lane's word into
-        # at c0: a register of its own, behind the block RAM's slow output and the lanes'
-        # multiplexer, was the two-lane preset's slowest path twice (74.7 MHz asked for 80;
-        # 79.1 asked for 100: 5.6 ns out of the block RAM, then 6.7 ns of wire)
-        read_lane = Signal.like(mem_lane)
-        m.d.sync += read_lane.eq(mem_lane)
-        m.d.comb += [self.w_rdata.eq(Array(readback_w)[read_lane] if len(readback_w) > 1
-                                     else readback_w[0]),
-                     self.g_rdata.eq(Array(readback_g)[read_lane] if len(readback_g) > 1
-                                     else readback_g[0])]
+        # registered: a block RAM's output is slow, the bus read path after it is long
+        m.d.sync += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
+                                     else w_rdata[0]),
+                     self.g_rdata.eq(Array(g_rdata)[mem_lane] if len(g_rdata) > 1
+                                     else g_rdata[0])]
         m.d.sync += [self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
 
         # c4: backward - this PE's share of (W^T lam)[col], summed over its lanes and
