@@ -21,7 +21,7 @@ from .resources import check_fits, SPRAM_WORDS, SPRAM_WIDTH
 from .top import BoardTop, pll_for
 from ..hdl.arith import KEPT_COPY
 
-__all__ = ["BuildReport", "build", "bitstream_path", "tool_environment", "NAME"]
+__all__ = ["BuildReport", "build", "bitstream_path", "tool_environment", "logic_cells", "NAME"]
 
 NAME = "dyadic"
 TOOLS = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack",
@@ -203,11 +203,15 @@ def _read_json(path):
         return None
 
 
-def _stat_cells(stat):
-    cells = stat["design"]["num_cells_by_type"] if "design" in stat else {}
-    luts = sum(n for t, n in cells.items() if t in ("SB_LUT4", "LUT4", "$lut"))
-    ffs = sum(n for t, n in cells.items() if "DFF" in t or t in ("TRELLIS_FF",))
+def logic_cells(cells_by_type):
+    """``(LUT4s, flip-flops)`` among Yosys' ``num_cells_by_type`` (either family)."""
+    luts = sum(n for t, n in cells_by_type.items() if t in ("SB_LUT4", "LUT4", "$lut"))
+    ffs = sum(n for t, n in cells_by_type.items() if "DFF" in t or t in ("TRELLIS_FF",))
     return luts, ffs
+
+
+def _stat_cells(stat):
+    return logic_cells(stat["design"]["num_cells_by_type"] if "design" in stat else {})
 
 
 def _check_logic(board, cfg, stat):

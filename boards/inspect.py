@@ -16,10 +16,9 @@ import json
 import re
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
-from .build import NAME, tool_environment
+from .build import NAME, tool_environment, logic_cells
 
 __all__ = ["critical_path", "module_cells"]
 
@@ -60,10 +59,7 @@ def module_cells(build_dir, env=None):
     stat = json.loads((build_dir / "hierarchy.json").read_text())
     counts = {}
     for module, info in stat["modules"].items():
-        types = Counter(info.get("num_cells_by_type", {}))
-        luts = types["SB_LUT4"] + types["LUT4"]
-        ffs = sum(n for t, n in types.items() if t.startswith(("SB_DFF", "TRELLIS_FF")))
-        counts[module.lstrip("\\")] = (luts, ffs)
+        counts[module.lstrip("\\")] = logic_cells(info.get("num_cells_by_type", {}))
     return counts
 
 
