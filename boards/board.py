@@ -53,8 +53,9 @@ class Board:
     ``ice40`` or ``ecp5``; ``oscillator``: the clock resource; ``clock_mhz``: default design
     clock; ``preset``: ``NetConfig.from_strings`` arguments (``master_bits`` for
     ``master_extra_bits``) plus ``samples`` (data-set capacity); ``programmer``: the
-    flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool options; ``uart_baud``:
-    host-link rate of the on-board USB bridge."""
+    flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool options; ``seed``: nextpnr's
+    placement seed for the preset (one that meets its clock); ``uart_baud``: host-link rate
+    of the on-board USB bridge."""
     name: str
     platform: type
     family: str
@@ -65,6 +66,7 @@ class Board:
     programmer: list
     synth_opts: str = ""
     nextpnr_opts: str = ""
+    seed: int = 1
     uart_baud: int = 115200
     reset_button: str | None = None
 

@@ -80,13 +80,15 @@ def _missing_tools(env, family):
     return [env[v] for v in need if shutil.which(env[v]) is None]
 
 
-def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None, seed=1):
+def build(board, cfg, samples, clock_mhz, build_dir, tools="yowasp", log=None, seed=None):
     """Build ``cfg`` (``samples`` data-set capacity) for ``board`` at ``clock_mhz`` into
     ``build_dir``; return a :class:`BuildReport` (also written to ``report.json``). Raises
     :class:`BoardError` with a one-line reason when the design cannot fit or a tool fails.
     ``log``: a file object receiving the tools' output (default: ``build.log``); ``seed``:
-    nextpnr's placement seed (on the ULX3S preset the post-route clock varied by up to a
-    third with it: 57.8 to 79.2 MHz for one netlist)."""
+    nextpnr's placement seed, by default the board's (on the ULX3S preset the post-route
+    clock varied by up to a third with it: 57.8 to 79.2 MHz for one netlist; the iCE40
+    preset at 99.7% fill is placed at some seeds, not at others)."""
+    seed = board.seed if seed is None else seed
     check_fits(board, cfg, samples)
     try:
         pll = pll_for(board, clock_mhz)

@@ -17,4 +17,6 @@ ICEBREAKER = register(Board(
             "weight_format": "2.6", "sens_format": "2.6", "master_bits": 4, "lr_shift": 7,
             "rounding": "nearest", "samples": 768},
     programmer=["iceprog"], synth_opts="-dsp -spram", reset_button="button",
+    # at 5,262 of 5,280 cells nextpnr's legaliser gives up at some seeds (session 18: 1)
+    seed=2,
 ))

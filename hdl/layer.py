@@ -25,7 +25,8 @@ from .arith import derivative_scale, saturate, const_mul, delay, kept_copy
 from .datamem import DataMemory
 from .ram import block_ram
 from .pe import (ProcessingElement, control_layout, groups, bits, OP_FORWARD, OP_BACKWARD,
-                 OP_UPDATE, WRITE_LATENCY, BACKWARD_LATENCY, LAM_LATENCY, pick_ahead)
+                 OP_UPDATE, WRITE_LATENCY, BACKWARD_LATENCY, LAM_LATENCY, pick_ahead,
+                 lane_pick_registered)
 
 __all__ = ["LayerEngine", "skew_depth", "lam_write_latency", "readback_latency",
            "SOURCE_LATENCY", "MAX_READBACK_LATENCY", "REGISTER_READ_LATENCY"]
@@ -41,7 +42,7 @@ REGISTER_READ_LATENCY = 4
 #: ULX3S preset, most of it wire).
 GROUP = 4
 #: The most :func:`readback_latency` may be.
-MAX_READBACK_LATENCY = 7
+MAX_READBACK_LATENCY = 8
 
 
 def bus_registered(cfg):
@@ -54,9 +55,10 @@ def bus_registered(cfg):
 def readback_latency(cfg):
     """Cycles from ``mem_row``, ``mem_col`` to ``w_rdata``, ``g_rdata``: the layer's register
     of the address (with :func:`bus_registered`, two), the PE's, the PE's memory read, its
-    register, then the layer's pick of the PE: one register, or with :func:`bus_registered`
-    two (within groups of :data:`GROUP` PEs, then the group); the same in all layers."""
-    return 7 if bus_registered(cfg) else 5
+    register (and with :func:`~.pe.lane_pick_registered` its pick of the lane), then the
+    layer's pick of the PE: one register, or with :func:`bus_registered` two (within groups
+    of :data:`GROUP` PEs, then the group); the same in all layers."""
+    return (7 if bus_registered(cfg) else 5) + lane_pick_registered(cfg)
 
 
 def count(m, name, events, valid=None, group=GROUP):
@@ -75,11 +77,18 @@ def count(m, name, events, valid=None, group=GROUP):
     return sum(sums)
 
 
+def lam_grouped(cfg, layer):
+    """Whether a layer's sensitivity targets reach its PEs through a registered copy per
+    group of :data:`GROUP` PEs: in layers of more PEs than that."""
+    return cfg.pes[layer - 1] > GROUP
+
+
 def lam_write_latency(cfg, layer):
     """Cycles from a sensitivity target at layer ``layer``'s ``lam_in_*`` (or its output
     unit's) to its write in a PE: in a layer of several PEs (:func:`~.pe.pick_ahead`) the
-    layer's register of it for that PE, then the PE's, one cycle longer."""
-    return LAM_LATENCY + (2 if pick_ahead(cfg, layer) else 0)
+    layer's register of it for that PE, then the PE's, one cycle longer; with
+    :func:`lam_grouped`, the group's copy first, another cycle."""
+    return LAM_LATENCY + (2 if pick_ahead(cfg, layer) else 0) + lam_grouped(cfg, layer)
 
 
 def skew_depth(cfg, layer):
@@ -225,16 +234,29 @@ class LayerEngine(wiring.Component):
         # with several PEs, registered for each PE and taken in only by the PE written (so
         # Yosys keeps the copies apart): the index's decoding and its fan-out to every PE's
         # folds were one path (9.9 ns of wire in the ECP5 64-64-10 build)
+        # In a layer of more than GROUP PEs each group takes the target through a copy of its
+        # own first: from the register of the layer above (or of the output unit) to every
+        # PE's was one net, 11.2 ns of wire to the farthest (the ULX3S preset at 100 MHz: 85.3)
+        group_copies = {}
         for p, pe in enumerate(pes):
-            mine = lam_valid & (pe_of(n)[lam_index] == p)
-            lam_fold = fold_of(n)[lam_index]
+            if lam_grouped(cfg, l):
+                g = p // GROUP
+                if g not in group_copies:
+                    group_copies[g] = [kept_copy(m, v, f"{name}_group{g}") for v, name in (
+                        (lam_valid, "lam_valid"), (lam_index, "lam_index"),
+                        (lam_value, "lam_value"))]
+                valid, index, value = group_copies[g]
+            else:
+                valid, index, value = lam_valid, lam_index, lam_value
+            mine = valid & (pe_of(n)[index] == p)
+            lam_fold = fold_of(n)[index]
             if pick_ahead(cfg, l):
                 m.d.sync += pe.lam_we.eq(mine)
                 with m.If(mine):
-                    m.d.sync += [pe.lam_fold.eq(lam_fold), pe.lam_target.eq(lam_value)]
+                    m.d.sync += [pe.lam_fold.eq(lam_fold), pe.lam_target.eq(value)]
             else:
                 m.d.comb += [pe.lam_we.eq(mine), pe.lam_fold.eq(lam_fold),
-                             pe.lam_target.eq(lam_value)]
+                             pe.lam_target.eq(value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
         # (the network delays its idle-time reads of the registers to match). Only the
@@ -284,8 +306,9 @@ class LayerEngine(wiring.Component):
 
         # -- idle-time memory access ---------------------------------------------------------
         # the PE whose read answers: mem_pe[k], k cycles after the layer's address (the PEs
-        # answer at 4)
-        mem_pe = delay(m, pe_of(n)[bus["mem_row"]], 5, "mem_pe")
+        # answer at 4, or 5 with their lane picks registered)
+        answer = 4 + lane_pick_registered(cfg)
+        mem_pe = delay(m, pe_of(n)[bus["mem_row"]], answer + 1, "mem_pe")
         mem_fold = fold_of(n)[bus["mem_row"]]
         for p, pe in enumerate(pes):
             m.d.sync += pe.w_we.eq(bus["w_we"] & (pe_of(n)[bus["mem_row"]] == p))
@@ -295,15 +318,15 @@ class LayerEngine(wiring.Component):
         for kind in ("w_rdata", "g_rdata"):
             answers = [getattr(pe, kind) for pe in pes]
             if not bus_registered(cfg):
-                m.d.sync += getattr(self, kind).eq(Array(answers)[mem_pe[4]])
+                m.d.sync += getattr(self, kind).eq(Array(answers)[mem_pe[answer]])
                 continue
-            within = mem_pe[4][:2] if P > GROUP else mem_pe[4]
+            within = mem_pe[answer][:2] if P > GROUP else mem_pe[answer]
             groups = [Signal.like(answers[0], name=f"{kind}_group{k // GROUP}")
                       for k in range(0, P, GROUP)]
             for k, group in zip(range(0, P, GROUP), groups):
                 m.d.sync += group.eq(Array(answers[k:k + GROUP])[within])
-            m.d.sync += getattr(self, kind).eq(Array(groups)[mem_pe[5][2:]] if P > GROUP
-                                               else groups[0])
+            m.d.sync += getattr(self, kind).eq(
+                Array(groups)[mem_pe[answer + 1][2:]] if P > GROUP else groups[0])
 
         # -- saturation events ---------------------------------------------------------------
         # summed over registered groups of PEs: one sum over the PEs in a cycle spans the

@@ -40,7 +40,8 @@ from .multiplier import registered_product
 from .ram import PackedRAM
 
 __all__ = ["ProcessingElement", "control_layout", "OP_FORWARD", "OP_BACKWARD", "OP_UPDATE", "bits",
-           "WRITE_LATENCY", "BACKWARD_LATENCY", "LAM_LATENCY", "pick_ahead"]
+           "WRITE_LATENCY", "BACKWARD_LATENCY", "LAM_LATENCY", "pick_ahead",
+           "lane_pick_registered"]
 
 OP_FORWARD, OP_BACKWARD, OP_UPDATE = range(3)
 
@@ -62,6 +63,14 @@ def pick_ahead(cfg, layer):
     (the iCE40 preset's) keeps them together and saves the registers (110 of the UP5K's
     logic cells)."""
     return cfg.pes[layer - 1] > 1
+
+
+def lane_pick_registered(cfg):
+    """Whether each PE picks its lanes' read-back answers into a register of its own, a cycle
+    after its memories' data is registered (:attr:`ProcessingElement.w_rdata`): in networks
+    with a layer of several lanes per PE (all their PEs, so reads take the same time in
+    each); with one lane everywhere the lane's register answers."""
+    return max(cfg.mults) > 1
 
 
 def relaxation_write(m, name, valid, index, old, target, h_shift, half, fmt, carry=()):
@@ -140,7 +149,8 @@ class ProcessingElement(wiring.Component):
         current register holds it two cycles later.
     mem_fold, mem_col, w_we, w_wdata, w_rdata, g_rdata :
         Idle-time access to the weight and gradient rows (registered first: a write
-        takes place a cycle later, read data comes three cycles after the address).
+        takes place a cycle later, read data comes three cycles after the address, four
+        with :func:`lane_pick_registered`).
     seed, seed_load, seed_out, seed_load_out : xorshift32 seeding (see :mod:`.lfsr`); the
         generators take ``*_out``, the inputs a cycle later, for the next PE too.
     sat_a, sat_w : saturation events of the previous cycle, of the activation units and of
@@ -252,20 +262,22 @@ class ProcessingElement(wiring.Component):
         # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
         # The access is registered here before the memories: its address arithmetic, between
         # the layer's copies and the block RAMs, was the ULX3S preset's slowest path once the
-        # pipeline stages were kept (12.9 ns of wire). ``mem_lane``: a cycle after ``idle_lane``.
+        # pipeline stages were kept (12.9 ns of wire). ``mem_lane``: a cycle after ``idle_lane``,
+        # ``answer_lane`` another, when the lanes' c0 registers hold the word read.
         M = cfg.mults[self.layer - 1]
         lanes = [list(range(k, F, M)) for k in range(M)]
         lanes = [folds for folds in lanes if folds]
         lane_of = lambda fold: Array(Const(f % M, bits(M)) for f in range(F))[fold]
         mem_group = (Array(Const(f // M, bits(F)) for f in range(F))[self.mem_fold]
                      if F > 1 else Const(0, 1))
-        idle_lane, mem_lane = Signal(bits(M)), Signal(bits(M))
+        idle_lane, mem_lane, answer_lane = Signal(bits(M)), Signal(bits(M)), Signal(bits(M))
         idle_address = Signal(bits(len(lanes[0]) * C))   # lane 0 has the most groups
         idle_we, idle_wdata = Signal(), Signal(signed(mf.width))
         m.d.sync += [idle_lane.eq(lane_of(self.mem_fold) if F > 1 else 0), mem_lane.eq(idle_lane),
-                     idle_address.eq(const_mul(mem_group, C) + self.mem_col),
+                     answer_lane.eq(mem_lane), idle_address.eq(const_mul(mem_group, C) + self.mem_col),
                      idle_we.eq(self.w_we), idle_wdata.eq(self.w_wdata)]
         w_rdata, g_rdata = [], []
+        w1s, g1s = [], []   # the lanes' c0 registers, read back from while idle
 
         stochastic = cfg.rounding == "stochastic"
         # the update's shift and its rounding masks, registered (constant during a command)
@@ -311,6 +323,8 @@ class ProcessingElement(wiring.Component):
             w1 = Signal(signed(mf.width), name=f"w1_{k}")
             g1 = Signal(signed(gw), name=f"g1_{k}")
             m.d.sync += [w1.eq(w_rdata[-1]), g1.eq(g_rdata[-1])]
+            w1s.append(w1)
+            g1s.append(g1)
 
             # c1: operands (the multiplier sees the master weight with its extra bits dropped)
             w_eff = w1[cfg.master_extra_bits:].as_signed()
@@ -424,11 +438,16 @@ class ProcessingElement(wiring.Component):
             with m.If(done | (reg_we[1] & reg_here)):
                 m.d.sync += d_next[write_fold].eq(Mux(self.reg_we, self.reg_value, d_value))
 
-        # registered: a block RAM's output is slow, the bus read path after it is long
-        m.d.sync += [self.w_rdata.eq(Array(w_rdata)[mem_lane] if len(w_rdata) > 1
-                                     else w_rdata[0]),
-                     self.g_rdata.eq(Array(g_rdata)[mem_lane] if len(g_rdata) > 1
-                                     else g_rdata[0])]
+        # read back from the lanes' c0 registers (a block RAM's output is slow), their pick
+        # registered: behind the block RAM's output, the lanes' multiplexer into one register
+        # was the ULX3S preset's slowest path at 100 MHz (5.6 ns out of the block RAM, 6.7 ns
+        # of wire, 79.1 MHz); from the c0 registers without one, the multiplexer then 9.2 ns
+        # of wire to the layer's pick (74.2 MHz asked for 80)
+        if lane_pick_registered(cfg):
+            m.d.sync += [self.w_rdata.eq(Array(w1s)[answer_lane] if len(w1s) > 1 else w1s[0]),
+                         self.g_rdata.eq(Array(g1s)[answer_lane] if len(g1s) > 1 else g1s[0])]
+        else:
+            m.d.comb += [self.w_rdata.eq(w1s[0]), self.g_rdata.eq(g1s[0])]
         m.d.sync += [self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
 
         # c4: backward - this PE's share of (W^T lam)[col], summed over its lanes and

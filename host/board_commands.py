@@ -38,7 +38,7 @@ def cmd_build(args, config_from):
         print(f"building net {cfg.net_text} (PEs {cfg.pes_text}, {samples} samples) for the "
               f"{board.name} at {args.clock or board.clock_mhz:g} MHz in {out} ...", flush=True)
     report = build(board, cfg, samples, args.clock or board.clock_mhz, out, tools=args.tools,
-                   seed=args.seed)
+                   seed=board.seed if args.seed is None else args.seed)
     if args.json:
         print(json.dumps({k: v for k, v in report.to_dict().items()
                           if k not in ("build_dir", )}))
@@ -79,8 +79,9 @@ def add_board_commands(sub, add_config_options, config_from):
     p.add_argument("--tools", choices=("yowasp", "system"), default="yowasp",
                    help="YoWASP tools from PyPI, or yosys/nextpnr from PATH "
                         "(YOSYS, NEXTPNR_*, *PACK always win)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="nextpnr's placement seed: the clock reached varies with it")
+    p.add_argument("--seed", type=int,
+                   help="nextpnr's placement seed: the clock reached varies with it "
+                        "(default: the board's, one that meets its clock)")
     add_config_options(p, net_default=None, act_default=None)
     p.set_defaults(func=lambda args: cmd_build(args, config_from))
 

@@ -15,7 +15,7 @@ from dyadic.hdl.datamem import DataMemory, SINGLE_PORT_RAM
 from dyadic.hdl.regmap import Status, Space, Op, address, col_bits
 from dyadic.hdl.status import StatusCounters, ROUND, counter_width
 from dyadic.hdl.pe import (ProcessingElement, OP_FORWARD, OP_BACKWARD, OP_UPDATE, WRITE_LATENCY,
-                           BACKWARD_LATENCY)
+                           BACKWARD_LATENCY, lane_pick_registered)
 from dyadic.host.device_model import activate, DeviceModel
 from dyadic.sim import scenarios
 from dyadic.sim.amaranth_bus import AmaranthBus
@@ -38,6 +38,8 @@ def test_lfsr_follows_xorshift32_and_never_sticks_at_zero():
             ctx.set(dut.load, 1)
             await ctx.tick()
             ctx.set(dut.load, 0)
+            assert ctx.get(dut.state) != seed_state(seed, 2, 3)   # registered first
+            await ctx.tick()
             state = ctx.get(dut.state)
             assert state == seed_state(seed, 2, 3) != 0
             ctx.set(dut.step, 1)
@@ -169,7 +171,8 @@ def test_processing_element_forward_backward_gradient_update(rng, pe, mults, lr_
             for c in range(C):
                 ctx.set(dut.mem_fold, f)
                 ctx.set(dut.mem_col, c)
-                await ctx.tick().repeat(3)      # the PE's address, the read, its register
+                # the PE's address, the read, its register (and the lane's pick)
+                await ctx.tick().repeat(3 + lane_pick_registered(cfg))
                 row.append(ctx.get(dut.w_rdata))
             out["w"].append(row)
 
