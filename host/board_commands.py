@@ -38,7 +38,7 @@ def cmd_build(args, config_from):
         print(f"building net {cfg.net_text} (PEs {cfg.pes_text}, {samples} samples) for the "
               f"{board.name} at {args.clock or board.clock_mhz:g} MHz in {out} ...", flush=True)
     report = build(board, cfg, samples, args.clock or board.clock_mhz, out, tools=args.tools,
-                   seed=board.seed if args.seed is None else args.seed)
+                   seed=args.seed)
     if args.json:
         print(json.dumps({k: v for k, v in report.to_dict().items()
                           if k not in ("build_dir", )}))
