@@ -77,18 +77,11 @@ def count(m, name, events, valid=None, group=GROUP):
     return sum(sums)
 
 
-def lam_grouped(cfg, layer):
-    """Whether a layer's sensitivity targets reach its PEs through a registered copy per
-    group of :data:`GROUP` PEs: in layers of more PEs than that."""
-    return cfg.pes[layer - 1] > GROUP
-
-
 def lam_write_latency(cfg, layer):
     """Cycles from a sensitivity target at layer ``layer``'s ``lam_in_*`` (or its output
     unit's) to its write in a PE: in a layer of several PEs (:func:`~.pe.pick_ahead`) the
-    layer's register of it for that PE, then the PE's, one cycle longer; with
-    :func:`lam_grouped`, the group's copy first, another cycle."""
-    return LAM_LATENCY + (2 if pick_ahead(cfg, layer) else 0) + lam_grouped(cfg, layer)
+    layer's register of it for that PE, then the PE's, one cycle longer."""
+    return LAM_LATENCY + (2 if pick_ahead(cfg, layer) else 0)
 
 
 def skew_depth(cfg, layer):
@@ -234,29 +227,16 @@ class LayerEngine(wiring.Component):
         # with several PEs, registered for each PE and taken in only by the PE written (so
         # Yosys keeps the copies apart): the index's decoding and its fan-out to every PE's
         # folds were one path (9.9 ns of wire in the ECP5 64-64-10 build)
-        # In a layer of more than GROUP PEs each group takes the target through a copy of its
-        # own first: from the register of the layer above (or of the output unit) to every
-        # PE's was one net, 11.2 ns of wire to the farthest (the ULX3S preset at 100 MHz: 85.3)
-        group_copies = {}
         for p, pe in enumerate(pes):
-            if lam_grouped(cfg, l):
-                g = p // GROUP
-                if g not in group_copies:
-                    group_copies[g] = [kept_copy(m, v, f"{name}_group{g}") for v, name in (
-                        (lam_valid, "lam_valid"), (lam_index, "lam_index"),
-                        (lam_value, "lam_value"))]
-                valid, index, value = group_copies[g]
-            else:
-                valid, index, value = lam_valid, lam_index, lam_value
-            mine = valid & (pe_of(n)[index] == p)
-            lam_fold = fold_of(n)[index]
+            mine = lam_valid & (pe_of(n)[lam_index] == p)
+            lam_fold = fold_of(n)[lam_index]
             if pick_ahead(cfg, l):
                 m.d.sync += pe.lam_we.eq(mine)
                 with m.If(mine):
-                    m.d.sync += [pe.lam_fold.eq(lam_fold), pe.lam_target.eq(value)]
+                    m.d.sync += [pe.lam_fold.eq(lam_fold), pe.lam_target.eq(lam_value)]
             else:
                 m.d.comb += [pe.lam_we.eq(mine), pe.lam_fold.eq(lam_fold),
-                             pe.lam_target.eq(value)]
+                             pe.lam_target.eq(lam_value)]
         # idle-time writes of registers and weights reach the PEs decoded and registered a
         # cycle later: the decode and its fan-out to every register are two paths, not one
         # (the network delays its idle-time reads of the registers to match). Only the

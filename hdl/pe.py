@@ -34,7 +34,7 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 from .activation import ActivationUnit
-from .arith import saturate, const_mul, delay, kept_copy, KEPT_COPY
+from .arith import saturate, const_mul, kept_copy, KEPT_COPY
 from .lfsr import LFSR
 from .multiplier import registered_product
 from .ram import PackedRAM
@@ -262,19 +262,19 @@ class ProcessingElement(wiring.Component):
         # -- idle-time memory access: fold f lives in lane f % M at group f // M -------------
         # The access is registered here before the memories: its address arithmetic, between
         # the layer's copies and the block RAMs, was the ULX3S preset's slowest path once the
-        # pipeline stages were kept (12.9 ns of wire). ``answer_lane``: two cycles after
-        # ``idle_lane``, when the lanes' c0 registers hold the word read.
+        # pipeline stages were kept (12.9 ns of wire). ``mem_lane``: a cycle after ``idle_lane``,
+        # ``answer_lane`` another, when the lanes' c0 registers hold the word read.
         M = cfg.mults[self.layer - 1]
         lanes = [list(range(k, F, M)) for k in range(M)]
         lanes = [folds for folds in lanes if folds]
         lane_of = lambda fold: Array(Const(f % M, bits(M)) for f in range(F))[fold]
         mem_group = (Array(Const(f // M, bits(F)) for f in range(F))[self.mem_fold]
                      if F > 1 else Const(0, 1))
-        _, idle_lane, _, answer_lane = delay(m, lane_of(self.mem_fold) if F > 1 else Const(0, 1),
-                                             3, "idle_lane")
+        idle_lane, mem_lane, answer_lane = Signal(bits(M)), Signal(bits(M)), Signal(bits(M))
         idle_address = Signal(bits(len(lanes[0]) * C))   # lane 0 has the most groups
         idle_we, idle_wdata = Signal(), Signal(signed(mf.width))
-        m.d.sync += [idle_address.eq(const_mul(mem_group, C) + self.mem_col),
+        m.d.sync += [idle_lane.eq(lane_of(self.mem_fold) if F > 1 else 0), mem_lane.eq(idle_lane),
+                     answer_lane.eq(mem_lane), idle_address.eq(const_mul(mem_group, C) + self.mem_col),
                      idle_we.eq(self.w_we), idle_wdata.eq(self.w_wdata)]
         w_rdata, g_rdata = [], []
         w1s, g1s = [], []   # the lanes' c0 registers, read back from while idle
@@ -420,19 +420,11 @@ class ProcessingElement(wiring.Component):
                          fold_c5.eq(fold_done[:bits(F)]),
                          act_a.eq(act.a), act_d.eq(act.d), act_sat.eq(act.saturated),
                          done.eq(done_c5), fold.eq(fold_c5)]
-            # with pick_ahead, the fold's current a is picked two cycles ahead (the current
-            # registers change only at a commit, after the step's last write) among this
-            # lane's folds, by a copy of the group of its own, then moved a register closer:
-            # the a registers are read by the layer's port and the next layer too, so they
-            # sit where those pull them (picked by ``fold_c5``: 11.2 ns of wire in the ULX3S
-            # preset at 75 MHz, 14.6-15.7 at 100)
+            # with pick_ahead, the fold's current a is picked a cycle ahead (the current
+            # registers change only at a commit, after the step's last write)
             if self.pick_ahead and F > 1:
-                group_c4 = kept_copy(m, c3.fold, f"group_c4_{k}")
-                own = [self.a[f] for f in folds]
-                picked_a = Signal(signed(af.width), name=f"picked_a{k}")
                 current_a = Signal(signed(af.width), name=f"current_a{k}")
-                m.d.sync += [picked_a.eq(Array(own)[group_c4] if G > 1 else own[0]),
-                             current_a.eq(picked_a)]
+                m.d.sync += current_a.eq(Array(self.a)[fold_c5])
             else:
                 current_a = Array(self.a)[fold] if F > 1 else self.a[0]
             done, fold, a_value, (d_value, act_sat) = relaxation_write(
