@@ -54,8 +54,10 @@ class Board:
     clock; ``preset``: ``NetConfig.from_strings`` arguments (``master_bits`` for
     ``master_extra_bits``) plus ``samples`` (data-set capacity); ``programmer``: the
     flashing tool; ``synth_opts``/``nextpnr_opts``: extra tool options; ``seed``: nextpnr's
-    placement seed for the preset (one that meets its clock); ``uart_baud``: host-link rate
-    of the on-board USB bridge."""
+    placement seed for the preset (one that meets its clock); ``timing_margin``: nextpnr is
+    told the clock is this much faster than the PLL makes it (the report still compares the
+    reached Fmax with the PLL's clock); ``uart_baud``: host-link rate of the on-board USB
+    bridge."""
     name: str
     platform: type
     family: str
@@ -67,6 +69,7 @@ class Board:
     synth_opts: str = ""
     nextpnr_opts: str = ""
     seed: int = 1
+    timing_margin: float = 1.0
     uart_baud: int = 115200
     reset_button: str | None = None
 

@@ -24,6 +24,8 @@ from ..hdl.arith import KEPT_COPY
 __all__ = ["BuildReport", "build", "bitstream_path", "tool_environment", "logic_cells", "NAME"]
 
 NAME = "dyadic"
+#: The design clock's net after synthesis, as nextpnr names it.
+CLOCK_NET = "accelerator.clk"
 TOOLS = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr-ice40", "ICEPACK": "icepack",
          "NEXTPNR_ECP5": "nextpnr-ecp5", "ECPPACK": "ecppack"}
 # nextpnr's utilisation names -> the report's
@@ -168,8 +170,13 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, seed, abc9):
     after_read += (f"{HIDE_ELEMENT_ALIASES}; {COLLISIONS_UNDEFINED}; {RECODE_FSMS}; "
                    f"{KEEP_COPIES}")
 
+    # nextpnr times the PLL's output for what the PLL makes unless a preference names the net
+    # (the constraint Amaranth writes names one that synthesis renames, so it is ignored)
+    margin = ({"add_preferences": f'FREQUENCY NET "{CLOCK_NET}" '
+                                  f'{pll.fout_mhz * board.timing_margin * 1e6:.0f} HZ;'}
+              if board.timing_margin != 1 else {})
     plan = board.platform().prepare(
-        BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts,
+        BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts, **margin,
         script_after_read=after_read,
         script_after_synth=f"{after_synth}tee -q -o {NAME}.stat.json stat -json",
         nextpnr_opts=f"{board.nextpnr_opts} --seed {seed} --report {NAME}.report.json "
