@@ -73,6 +73,13 @@ class Board:
     uart_baud: int = 115200
     reset_button: str | None = None
 
+    def __post_init__(self):
+        # the margin reaches nextpnr as an LPF preference, which only the ECP5 flow reads: on
+        # another family it would be dropped without a word
+        if self.timing_margin != 1 and self.family != "ecp5":
+            raise ValueError(f"{self.name}: timing_margin is applied on ECP5 boards only "
+                             f"(this one is {self.family}); leave it at 1")
+
     @property
     def data_memory_attrs(self):
         """Attributes of the data set's memories: on boards with single-port RAM (the

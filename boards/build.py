@@ -172,11 +172,11 @@ def _run_tools(board, cfg, samples, pll, build_dir, env, log, seed, abc9):
 
     # nextpnr times the PLL's output for what the PLL makes unless a preference names the net
     # (the constraint Amaranth writes names one that synthesis renames, so it is ignored)
-    margin = ({"add_preferences": f'FREQUENCY NET "{CLOCK_NET}" '
-                                  f'{pll.fout_mhz * board.timing_margin * 1e6:.0f} HZ;'}
-              if board.timing_margin != 1 else {})
+    preferences = ({"add_preferences": f'FREQUENCY NET "{CLOCK_NET}" '
+                                       f'{pll.fout_mhz * board.timing_margin * 1e6:.0f} HZ;'}
+                   if board.timing_margin != 1 else {})
     plan = board.platform().prepare(
-        BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts, **margin,
+        BoardTop(board, cfg, samples, pll), name=NAME, synth_opts=synth_opts, **preferences,
         script_after_read=after_read,
         script_after_synth=f"{after_synth}tee -q -o {NAME}.stat.json stat -json",
         nextpnr_opts=f"{board.nextpnr_opts} --seed {seed} --report {NAME}.report.json "

@@ -2,6 +2,7 @@
 route of a reduced configuration for each FPGA family, and a gate-level simulation of the
 post-synthesis netlist against the golden model."""
 
+import dataclasses
 import json
 import re
 
@@ -46,6 +47,15 @@ def test_impossible_clocks_are_refused():
         ecp5_pll(25, 1)
     with pytest.raises(PLLError, match="cannot make 48 MHz"):   # 46.875 is 2.3% off
         ecp5_pll(25, 48)
+
+
+def test_timing_margin_is_refused_where_the_flow_would_drop_it():
+    """The margin reaches nextpnr as an LPF preference: ECP5 boards take it, others refuse."""
+    ice40, ecp5 = get_board("icebreaker"), get_board("ulx3s-85f")
+    with pytest.raises(ValueError, match="timing_margin is applied on ECP5 boards only"):
+        dataclasses.replace(ice40, timing_margin=1.05)
+    assert dataclasses.replace(ecp5, timing_margin=1.1).timing_margin == 1.1
+    assert ice40.timing_margin == 1
 
 
 def test_estimate_counts_the_pe_multipliers_plus_the_loss_squarer():
