@@ -14,7 +14,7 @@ on a column ``p`` cycles after PE 0: a systolic wavefront. Operations (one colum
   ``(f, col)`` reads the weight and the gradient word it needs;
 * backward: ``psum_out = psum_in + sum_f W[f, col] * lam[f]`` - the partial sum of
   ``(W^T lam)[col]`` travels down the chain, nothing is transposed (the products taken into
-  fabric registers first, at c3, the sums at c4);
+  fabric registers first, at c3; the lanes' sum at c4, the groups' at c5, the chain's at c6);
 * update:   ``W[f, col] = sat(W - (G + r) >> s)`` with ``r`` from the PE's xorshift32.
 
 With ``M`` lanes per PE (``NetConfig.mults``) each control word covers a *group* of ``M``
@@ -34,7 +34,7 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 from .activation import ActivationUnit
-from .arith import saturate, const_mul, kept_copy, KEPT_COPY
+from .arith import saturate, const_mul, delay, kept_copy, KEPT_COPY
 from .lfsr import LFSR
 from .multiplier import registered_product
 from .ram import PackedRAM
@@ -47,8 +47,8 @@ OP_FORWARD, OP_BACKWARD, OP_UPDATE = range(3)
 
 #: Cycles from a control word entering a PE to its last register or memory write (c9).
 WRITE_LATENCY = 10
-#: Cycles from a backward word entering a PE to its ``psum_out`` (written at c4).
-BACKWARD_LATENCY = 5
+#: Cycles from a backward word entering a PE to its ``psum_out`` (written at c6).
+BACKWARD_LATENCY = 7
 #: Cycles from a sensitivity target on ``lam_*`` to its write into ``lam_next`` (one more in a
 #: layer of several PEs: :func:`pick_ahead`).
 LAM_LATENCY = 4
@@ -270,11 +270,11 @@ class ProcessingElement(wiring.Component):
         lane_of = lambda fold: Array(Const(f % M, bits(M)) for f in range(F))[fold]
         mem_group = (Array(Const(f // M, bits(F)) for f in range(F))[self.mem_fold]
                      if F > 1 else Const(0, 1))
-        idle_lane, mem_lane, answer_lane = Signal(bits(M)), Signal(bits(M)), Signal(bits(M))
         idle_address = Signal(bits(len(lanes[0]) * C))   # lane 0 has the most groups
         idle_we, idle_wdata = Signal(), Signal(signed(mf.width))
-        m.d.sync += [idle_lane.eq(lane_of(self.mem_fold) if F > 1 else 0), mem_lane.eq(idle_lane),
-                     answer_lane.eq(mem_lane), idle_address.eq(const_mul(mem_group, C) + self.mem_col),
+        _, idle_lane, mem_lane, answer_lane = delay(
+            m, lane_of(self.mem_fold) if F > 1 else Const(0, bits(M)), 3, "lane")
+        m.d.sync += [idle_address.eq(const_mul(mem_group, C) + self.mem_col),
                      idle_we.eq(self.w_we), idle_wdata.eq(self.w_wdata)]
         w_rdata, g_rdata = [], []
         w1s, g1s = [], []   # the lanes' c0 registers, read back from while idle
@@ -450,21 +450,22 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [self.w_rdata.eq(w1s[0]), self.g_rdata.eq(g1s[0])]
         m.d.sync += [self.sat_a.eq(sum(sats_a)), self.sat_w.eq(sum(sats_w))]
 
-        # c4: backward - this PE's share of (W^T lam)[col], summed over its lanes and
-        # fold groups, joins the partial sum travelling down the chain.
-        # The products are taken into fabric registers first (c3): straight from the
+        # backward - this PE's share of (W^T lam)[col], summed over its lanes (c4) and fold
+        # groups (c5), joins the partial sum travelling down the chain (c6): a carry chain a
+        # cycle. The products are taken into fabric registers first (c3): straight from the
         # multipliers, 4-5.5 ns of wire from their column and the sums' two carry chains were
-        # the ULX3S preset's slowest path (82.1 MHz two lanes, 86.9 one). Both sums are
-        # balanced trees, sharing their first term's pair: summed in a row, the lanes'
-        # products and the travelling sum were three carry chains (80.3 MHz)
+        # the ULX3S preset's slowest path (82.1 MHz two lanes, 86.9 one); with the lanes'
+        # sum, the group's and the travelling sum in one cycle as two balanced levels, a
+        # layer-2 PE's sum was still its slowest path (96.4 MHz, 7.4 ns of wire)
         taken = [Signal.like(p, name=f"backward_product{k}") for k, p in enumerate(products)]
         m.d.sync += [t.eq(p) for t, p in zip(taken, products)]
-        partial = Signal(signed(cfg.backward_acc_bits(self.layer)))
-        terms = [Mux(c4.first, 0, partial), *taken]
-        with m.If((c4.op == OP_BACKWARD) & c4.valid):
-            m.d.sync += partial.eq(balanced_sum(terms))
-            with m.If(c4.last):
-                m.d.sync += self.psum_out.eq(balanced_sum(terms + [self.psum_in]))
+        lanes_sum = Signal(signed(cfg.backward_acc_bits(self.layer)))
+        partial = Signal.like(lanes_sum)
+        m.d.sync += lanes_sum.eq(balanced_sum(taken))
+        with m.If((c5.op == OP_BACKWARD) & c5.valid):
+            m.d.sync += partial.eq(Mux(c5.first, 0, partial) + lanes_sum)
+        with m.If((c6.op == OP_BACKWARD) & c6.valid & c6.last):
+            m.d.sync += self.psum_out.eq(partial + self.psum_in)
         return m
 
 
