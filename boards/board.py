@@ -91,6 +91,7 @@ class Board:
         p = self.preset
         return NetConfig.from_strings(
             p["net"], p.get("act"), pes=p.get("pes"), mults=p.get("mults"),
+            engine=p.get("engine"),
             rounding=p.get("rounding"), lr_shift=p.get("lr_shift", 5),
             **{k: p[k] for k in FORMAT_KEYS if k in p},
             **({"master_extra_bits": p["master_bits"]} if "master_bits" in p else {}))

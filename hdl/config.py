@@ -10,10 +10,13 @@ from dataclasses import dataclass, asdict
 
 from .fixed import SQ, FormatError, accumulator_bits
 
-__all__ = ["Activation", "NetConfig", "ConfigError", "ACTIVATIONS", "ROUNDING_MODES"]
+__all__ = ["Activation", "NetConfig", "ConfigError", "ACTIVATIONS", "ROUNDING_MODES", "ENGINES"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "hardtanh", "identity")
 ROUNDING_MODES = ("stochastic", "nearest")
+#: Organisations of the gateware: a chain of processing elements per layer, or one lane
+#: every layer takes in turn (:mod:`dyadic.hdl.serial`, for the smallest FPGAs).
+ENGINES = ("systolic", "serial")
 LOSSES = ("mse",)
 #: Largest layer width accepted (a row must fit a PE's local memory and the golden model's int64).
 MAX_WIDTH = 4096
@@ -91,6 +94,9 @@ class NetConfig:
         (the weight's: forward and backward; the gradient's).
     max_batch : int
         Largest mini-batch; sizes the gradient accumulators so they cannot overflow.
+    engine : str
+        ``"systolic"`` (PEs per layer as ``pes`` and ``mults`` say) or ``"serial"`` (one lane
+        for every layer, in turn; ``pes`` and ``mults`` all 1).
     """
 
     sizes: tuple
@@ -105,13 +111,15 @@ class NetConfig:
     pes: tuple = None
     mults: tuple = None
     max_batch: int = 256
+    engine: str = "systolic"
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
         object.__setattr__(self, "activations", tuple(
             a if isinstance(a, Activation) else Activation.parse(a) for a in self.activations))
         if self.pes is None:
-            object.__setattr__(self, "pes", tuple(self.sizes[1:]))
+            object.__setattr__(self, "pes", (1,) * (len(self.sizes) - 1)
+                               if self.engine == "serial" else tuple(self.sizes[1:]))
         object.__setattr__(self, "pes", tuple(int(p) for p in self.pes))
         if self.mults is None:
             object.__setattr__(self, "mults", (1,) * len(self.pes))
@@ -148,7 +156,9 @@ class NetConfig:
     @property
     def multipliers(self):
         """Multipliers of the layer engines: a PE has a lane per fold up to ``mults``, two
-        multipliers each (the output unit's squarer not counted)."""
+        multipliers each (the output unit's squarer not counted); the serial engine's lane."""
+        if self.engine == "serial":
+            return 2
         return sum(2 * min(k, len(self.rows_of_pe(l, p)))
                    for l, (P, k) in enumerate(zip(self.pes, self.mults), 1) for p in range(P))
 
@@ -224,6 +234,12 @@ class NetConfig:
         if len(self.mults) != self.L or any(not 1 <= k <= 8 for k in self.mults):
             raise ConfigError(f"multiplier lanes per PE {self.mults} not allowed: one count per "
                               f"layer, each 1..8")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}: allowed are {', '.join(ENGINES)}")
+        if self.engine == "serial" and (any(p != 1 for p in self.pes) or
+                                        any(k != 1 for k in self.mults)):
+            raise ConfigError(f"the serial engine has one lane for every layer: give it --pes "
+                              f"{','.join('1' * self.L)} and no --mults (got {self.pes_text})")
         if not 0 <= self.master_extra_bits <= 16:
             raise ConfigError("master-weight extra bits must be 0..16")
         if self.master_format.width > 32:
@@ -313,6 +329,7 @@ class NetConfig:
                 f"act {','.join(map(str, self.activations))} "
                 f"a/x/y {self.act_format} W {self.weight_format}+{self.master_extra_bits} "
                 f"lam {self.sens_format} eta 2^-{self.lr_shift} {self.rounding} "
-                f"PEs {','.join(map(str, self.pes))}"
+                + (f"PEs {','.join(map(str, self.pes))}" if self.engine == "systolic" else
+                   "serial engine")
                 + (f" x {','.join(map(str, self.mults))} lanes"
                    if any(k > 1 for k in self.mults) else ""))

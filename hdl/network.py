@@ -9,14 +9,19 @@ counters while the controller is idle (:mod:`.regmap`).
 Train mode pipelines an epoch: in step ``t`` of a batch (``t = 1 .. B + 2L``), layer ``l``'s
 forward pass works on sample ``t - l``, its sensitivity (and gradient) on sample
 ``t - 2 - 2L + l``; gradients accumulate with the weights frozen, then the update is applied.
+
+With ``NetConfig.engine == "serial"`` the layer engines are one :class:`~.serial.SerialEngine`
+that runs each step's layers in turn (writing in place, in an order that reads only current
+values); the controller, the data set, the counters and the access bus are the same.
 """
 
-from amaranth import Module, Signal, Mux, Array, signed
+from amaranth import Module, Signal, Mux, Array, Const, signed
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
 from .layer import (LayerEngine, SOURCE_LATENCY, MAX_READBACK_LATENCY, REGISTER_READ_LATENCY,
-                    readback_latency)
+                    readback_latency, skew_depth)
+from .serial import SerialEngine, READBACK_LATENCY as SERIAL_READBACK_LATENCY
 from .arith import const_mul, delay
 from .datamem import DataMemory
 from .pe import bits
@@ -71,9 +76,14 @@ class RelaxationNetwork(wiring.Component):
         af = cfg.act_format
         n0, nL = cfg.sizes[0], cfg.sizes[-1]
 
-        engines = [LayerEngine(cfg, l, self.data_bits) for l in range(1, L + 1)]
-        for l, e in enumerate(engines, 1):
-            m.submodules[f"layer{l}"] = e
+        serial = cfg.engine == "serial"
+        if serial:
+            m.submodules.engine = core = SerialEngine(cfg, self.data_bits)
+            engines = [_SerialLayer(core, l) for l in range(1, L + 1)]
+        else:
+            engines = [LayerEngine(cfg, l, self.data_bits) for l in range(1, L + 1)]
+            for l, e in enumerate(engines, 1):
+                m.submodules[f"layer{l}"] = e
 
         m.submodules.x_mem = x_mem = DataMemory(af.width, self.x_depth, self.data_attrs)
         m.submodules.y_mem = y_mem = DataMemory(af.width, self.y_depth, self.data_attrs)
@@ -87,7 +97,18 @@ class RelaxationNetwork(wiring.Component):
         idle = Signal(init=1)
         counting = Signal()   # the controller is not idle (``busy`` also waits for counters)
         m.d.sync += idle.eq(in_idle)
-        for l, e in enumerate(engines, 1):
+        if serial:
+            # one engine: the layer travels with the access, the registers' reads two cycles
+            # late as below
+            here = idle & (layer >= 1) & (layer <= L)
+            m.d.comb += [
+                core.bus_layer.eq((layer - 1)[:len(core.bus_layer)]),
+                core.rd_layer.eq(delay(m, (layer - 1)[:len(core.bus_layer)], 2, "read_layer")[-1]),
+                core.reg_we.eq(here & self.we & (space <= Space.LAM)), core.reg_kind.eq(space[:2]),
+                core.reg_index.eq(index), core.reg_value.eq(self.wdata[:32]),
+                core.mem_row.eq(index[cb:]), core.mem_col.eq(index[:cb]),
+                core.w_we.eq(here & self.we & (space == Space.W)), core.w_wdata.eq(self.wdata)]
+        for l, e in enumerate(engines if not serial else [], 1):
             here = idle & (layer == l)
             m.d.comb += [
                 e.reg_we.eq(here & self.we & (space <= Space.LAM)), e.reg_kind.eq(space[:2]),
@@ -108,7 +129,10 @@ class RelaxationNetwork(wiring.Component):
         # the layers address the memories from the cycle after the controller leaves IDLE
         # (``idle``, a register, not the state's decoding: the layers' first addresses come
         # two cycles later) to the cycle after it is back
-        for l, e in enumerate(engines, 1):
+        if serial:
+            m.d.comb += [x_mem.addr.eq(Mux(idle, index, core.x_addr)), core.x_data.eq(x_mem.data),
+                         core.rd_index.eq(read_index)]
+        for l, e in enumerate(engines if not serial else [], 1):
             if l == 1:
                 m.d.comb += [x_mem.addr.eq(Mux(idle, index, e.src_addr)),
                              e.src_a.eq(x_mem.data)]
@@ -126,8 +150,9 @@ class RelaxationNetwork(wiring.Component):
                              below.lam_in_index.eq(e.lam_out_index),
                              below.lam_in_value.eq(e.lam_out_value)]
         top = engines[-1]
-        m.d.comb += [top.rd_addr.eq(read_index), y_mem.addr.eq(Mux(idle, index, top.y_addr)),
-                     top.y_data.eq(y_mem.data)]
+        if not serial:
+            m.d.comb += top.rd_addr.eq(read_index)
+        m.d.comb += [y_mem.addr.eq(Mux(idle, index, top.y_addr)), top.y_data.eq(y_mem.data)]
 
         # -- status counters -----------------------------------------------------------------
         scoring = Signal()  # train / infer: loss and correct count
@@ -167,7 +192,7 @@ class RelaxationNetwork(wiring.Component):
         space_at = delay(m, r_space, late - 1, "read_space")   # [k]: after edge k + 1
         valid_at = delay(m, r_valid, late - 1, "read_valid")
         regs_at = 1 + REGISTER_READ_LATENCY   # the registers' answer is in rd_* at [regs_at]
-        readback = readback_latency(cfg)
+        readback = SERIAL_READBACK_LATENCY if serial else readback_latency(cfg)
         layer_at = delay(m, r_layer, max(readback - 1, regs_at), "read_layer")
         counter_ok_at = delay(m, r_counter_ok, 1, "read_counter_ok")
         pick = lambda attr, at: Array([getattr(e, attr) for e in engines])[at]
@@ -359,3 +384,24 @@ class RelaxationNetwork(wiring.Component):
                     with m.Else():
                         m.next = "IDLE"
         return m
+
+
+class _SerialLayer:
+    """Layer ``l`` of a :class:`~.serial.SerialEngine` as the controller sees a layer engine:
+    the engine's shared controls and events (the events on layer 1's only, so that the
+    network's sums count each once), and layer ``l``'s entries of its per-layer controls."""
+
+    def __init__(self, core, l):
+        self.depth = skew_depth(core.cfg, l) + 1
+        for name in ("start", "update_start", "done", "commit", "h_shift", "lr_shift", "seed",
+                     "seed_load", "sensitivity_on", "output_valid", "x_base", "y_base",
+                     "y_addr", "y_data", "loss_add", "loss_valid", "correct_add",
+                     "rd_a", "rd_d", "rd_lam", "w_rdata", "g_rdata"):
+            setattr(self, name, getattr(core, name, None))
+        for name in ("forward_valid", "backward_valid", "gradient_on", "overwrite", "slot_w",
+                     "slot_r"):
+            setattr(self, name, getattr(core, name)[l - 1])
+        for name in ("sat_a", "sat_lam", "sat_w"):
+            setattr(self, name, getattr(core, name) if l == 1 else Const(0, 1))
+        if self.commit is None:
+            self.commit = Signal()   # writes go in place: nothing to commit

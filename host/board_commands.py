@@ -22,7 +22,7 @@ def preset_config(board, args, config_from):
     number formats go with the preset's network only; its rounding with any network."""
     preset = board.preset
     keys = ("rounding",) + (() if args.net is not None else
-                            ("act", "pes", "mults", "master_bits", *FORMAT_KEYS))
+                            ("act", "pes", "mults", "engine", "master_bits", *FORMAT_KEYS))
     for key in keys:
         if getattr(args, key, None) is None and key in preset:
             setattr(args, key, preset[key])

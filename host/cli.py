@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from ..hdl.config import NetConfig, ConfigError, ROUNDING_MODES
+from ..hdl.config import NetConfig, ConfigError, ROUNDING_MODES, ENGINES
 from .datasets import DatasetError, load as load_dataset
 from .device import DeviceError, open_device
 from . import float_model, relaxation
@@ -37,11 +37,15 @@ def add_config_options(p, net_default="64-16-10", act_default=None):
     g.add_argument("--pes", help="processing elements per layer, e.g. 8,2")
     g.add_argument("--mults", help="multiplier lanes per processing element, per layer "
                                    "(default 1; a lane has two multipliers)")
+    g.add_argument("--engine", choices=ENGINES,
+                   help="gateware organisation: PEs per layer (systolic, the default) or one "
+                        "lane every layer takes in turn (serial, for the smallest FPGAs)")
 
 
 def config_from(args, net=None, lr_shift=None):
     return NetConfig.from_strings(
-        net or args.net, args.act, pes=args.pes, mults=args.mults, act_format=args.act_format,
+        net or args.net, args.act, pes=args.pes, mults=args.mults, engine=args.engine,
+        act_format=args.act_format,
         weight_format=args.weight_format, sens_format=args.sens_format,
         master_extra_bits=args.master_bits, rounding=args.rounding, lr_shift=lr_shift)
 

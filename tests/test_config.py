@@ -10,6 +10,9 @@ def test_parse_and_round_trip():
     assert str(c.activations[0]) == "leaky_relu:4" and c.act_format.frac_bits == 11
     assert NetConfig.from_dict(c.to_dict()) == c
     assert c.rows_of_pe(1, 3) == [3, 11]
+    serial = NetConfig.from_strings("64-16-10", "leaky_relu,identity", engine="serial")
+    assert serial.pes == (1, 1) and serial.multipliers == 2
+    assert NetConfig.from_dict(serial.to_dict()) == serial != c
 
 
 def test_macs_per_sample_counts_forward_backward_and_gradient():
@@ -28,6 +31,11 @@ def test_macs_per_sample_counts_forward_backward_and_gradient():
     (dict(net="4-3-2", act="relu,identity", act_format="40.2"), "total width <= 32"),
     (dict(net="4-3-2", act="relu,identity", rounding="up"), "stochastic, nearest"),
     (dict(net="4-3-2", act="relu,identity", lr_shift=30), "0..24"),
+    (dict(net="4-3-2", act="relu,identity", engine="serial", pes="2,1"),
+     "one lane for every layer: give it --pes 1,1"),
+    (dict(net="4-3-2", act="relu,identity", engine="serial", mults="1,2"),
+     "one lane for every layer"),
+    (dict(net="4-3-2", act="relu,identity", engine="pipelined"), "allowed are systolic, serial"),
 ])
 def test_bad_configurations_say_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:

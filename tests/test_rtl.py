@@ -10,7 +10,8 @@ from dyadic.hdl.config import NetConfig
 from dyadic.sim.runner import SIMULATORS, TOPLEVEL, run_cocotb, missing_simulator
 
 # L = 1..4, odd sizes, folded (fewer PEs than rows) and unfolded layers, every activation,
-# narrow formats that saturate, nearest and stochastic rounding, several multiplier lanes per PE.
+# narrow formats that saturate, nearest and stochastic rounding, several multiplier lanes per PE,
+# both engines.
 CONFIGS = {
     "4-3-relu-unfolded": (NetConfig.from_strings("4-3", "relu", pes="3"), 5),
     "5-7-3-folded": (NetConfig.from_strings("5-7-3", "leaky_relu,identity", pes="3,2",
@@ -24,6 +25,15 @@ CONFIGS = {
                                              master_extra_bits=4), 5),
     "7-9-4-multipliers": (NetConfig.from_strings("7-9-4", "leaky_relu,identity", pes="2,3",
                                                  mults="3,2"), 6),
+    # the serial engine (one lane, every layer in turn): narrow formats, stochastic rounding;
+    # four layers, every activation, nearest rounding
+    "5-7-3-serial": (NetConfig.from_strings("5-7-3", "leaky_relu,identity", engine="serial",
+                                            act_format="3.6", sens_format="2.7",
+                                            weight_format="2.6", master_extra_bits=2,
+                                            lr_shift=2), 7),
+    "6-5-5-5-2-serial": (NetConfig.from_strings("6-5-5-5-2", "hardtanh,relu,leaky_relu:2,identity",
+                                                engine="serial", weight_format="2.8",
+                                                master_extra_bits=4, rounding="nearest"), 5),
 }
 
 
