@@ -50,13 +50,19 @@ def _chunks(width, dsp_width):
 
 def ram_blocks(width, depth, family):
     """Block RAMs for one ``width`` x ``depth`` memory: the width split into the family's
-    port widths, each part in its cheapest shape (24 bits on the iCE40: 16 + 8)."""
+    port widths, each part in its cheapest shape (24 bits on the iCE40: 16 + 8), or the
+    depth split, whole blocks of one shape and the rest in others (12 x 1210 on the iCE40:
+    1024 words in three 4-bit blocks, 186 in one 16-bit block), as Yosys' mapper does."""
     @functools.cache
-    def blocks(width):
-        if width <= 0:
+    def blocks(width, depth):
+        if width <= 0 or depth <= 0:
             return 0
-        return min(math.ceil(depth / d) + blocks(width - w) for w, d in RAM_SHAPES[family])
-    return blocks(width)
+        by_width = min(math.ceil(depth / d) + blocks(width - w, depth)
+                       for w, d in RAM_SHAPES[family])
+        by_depth = min(((depth // d) * math.ceil(width / w) + blocks(width, depth % d)
+                        for w, d in RAM_SHAPES[family] if depth > d), default=by_width)
+        return min(by_width, by_depth)
+    return blocks(width, depth)
 
 
 def in_block_ram(width, depth, reads, rom, blocks, family):

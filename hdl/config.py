@@ -239,7 +239,9 @@ class NetConfig:
         if self.engine == "serial" and (any(p != 1 for p in self.pes) or
                                         any(k != 1 for k in self.mults)):
             raise ConfigError(f"the serial engine has one lane for every layer: give it --pes "
-                              f"{','.join('1' * self.L)} and no --mults (got {self.pes_text})")
+                              f"{','.join('1' * self.L)} and no --mults (got --pes "
+                              f"{','.join(map(str, self.pes))} --mults "
+                              f"{','.join(map(str, self.mults))})")
         if not 0 <= self.master_extra_bits <= 16:
             raise ConfigError("master-weight extra bits must be 0..16")
         if self.master_format.width > 32:
@@ -320,7 +322,10 @@ class NetConfig:
     @property
     def pes_text(self):
         """PEs per layer (``8,2``), written ``PxM`` where a layer's PEs have ``M`` multiplier
-        lanes each (``8x2,2`` for ``--pes 8,2 --mults 2,1``)."""
+        lanes each (``8x2,2`` for ``--pes 8,2 --mults 2,1``); ``serial`` for the serial
+        engine."""
+        if self.engine == "serial":
+            return "serial"
         return ",".join(f"{p}x{k}" if k > 1 else str(p) for p, k in zip(self.pes, self.mults))
 
     def describe(self):

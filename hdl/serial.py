@@ -133,9 +133,14 @@ class SerialEngine(wiring.Component):
 
         regs = PackedRAM((af.width, 2), reg_words)          # a, d
         lams = block_ram(signed(sf.width), reg_words)        # lam, scratch
-        wg = PackedRAM((mf.width, gw), wg_words)             # W, G
+        # weights and gradients apart (read together, written apart): each is mapped as
+        # the resource check counts it, where packed in one memory of 36 bits Yosys took a
+        # block RAM more than the cheapest split
+        w_mem, g_mem = block_ram(signed(mf.width), wg_words), block_ram(signed(gw), wg_words)
         m.submodules.ad_memory, m.submodules.lam_memory = regs.memory, lams
-        m.submodules.weights_gradients = wg.memory
+        m.submodules.weights, m.submodules.gradients = w_mem, g_mem
+        w_rd, w_wr, g_rd, g_wr = (w_mem.read_port(), w_mem.write_port(), g_mem.read_port(),
+                                  g_mem.write_port())
         lam_rd, lam_wr = lams.read_port(), lams.write_port()
         skew_layouts = [data.StructLayout({"a": signed(af.width)} | ({"d": 2} if k else {}))
                         for k in range(L)]
@@ -288,7 +293,8 @@ class SerialEngine(wiring.Component):
         running = ~self.done
         m.d.comb += [regs.read.addr.eq(Mux(running, ad_addr, bus_rd_addr)),
                      lam_rd.addr.eq(Mux(running, lam_addr, bus_rd_addr)),
-                     wg.read.addr.eq(Mux(running, wg_addr, bus_wg_addr))]
+                     w_rd.addr.eq(Mux(running, wg_addr, bus_wg_addr)),
+                     g_rd.addr.eq(Mux(running, wg_addr, bus_wg_addr))]
         for k in range(L):
             m.d.comb += skew_rd[k].addr.eq(skew_addr[k])
         # register answers: the address registered, the read, its data registered, then the
@@ -298,8 +304,7 @@ class SerialEngine(wiring.Component):
                      self.rd_a.eq(regs.field(ad_data, 0)), self.rd_d.eq(regs.field(ad_data, 1)),
                      self.rd_lam.eq(lam_data)]
         # weight and gradient answers: the read a cycle after the access, its data registered
-        m.d.sync += [self.w_rdata.eq(wg.field(wg.read.data, 0)),
-                     self.g_rdata.eq(wg.field(wg.read.data, 1))]
+        m.d.sync += [self.w_rdata.eq(w_rd.data), self.g_rdata.eq(g_rd.data)]
 
         # -- t5: block RAM data, registered at t6 -------------------------------------------
         t5 = {k: st(k, 5) for k in ("valid", "phase", "layer", "bias", "row0")}
@@ -308,7 +313,7 @@ class SerialEngine(wiring.Component):
         operand6, y6 = Signal(signed(af.width)), Signal(signed(af.width))
         skew_a6, skew_d6 = Signal(signed(af.width)), Signal(2)
         ad_word = regs.read.data
-        m.d.sync += [w6.eq(wg.field(wg.read.data, 0)), g6.eq(wg.field(wg.read.data, 1)),
+        m.d.sync += [w6.eq(w_rd.data), g6.eq(g_rd.data),
                      a6.eq(regs.field(ad_word, 0)), d6.eq(regs.field(ad_word, 1)),
                      lam6.eq(lam_rd.data), y6.eq(self.y_data),
                      operand6.eq(Mux(t5["bias"], one,
@@ -386,22 +391,11 @@ class SerialEngine(wiring.Component):
         t12 = {k: st(k, 12) for k in ("valid", "phase")}
         w_we = t12["valid"] & (t12["phase"] == UPD)
         m.d.comb += self.sat_w.eq(w_we & w_sat)
-        # one write port: a forward pass writes gradients, an update weights, the bus weights
-        # while idle (the stages are made outside the conditions: their registers follow
-        # every cycle)
+        # a forward pass writes gradients; an update writes weights, the bus while idle
         g_address, w_address = wg_addr_at("wg_addr", 9), wg_addr_at("wg_addr", 12)
-        with m.If(g_we):
-            m.d.comb += [wg.write.addr.eq(g_address),
-                         wg.write.data.eq(wg.word((Const(0, mf.width), g_sum))),
-                         wg.write.en.eq(wg.enable((Const(0), Const(1))))]
-        with m.Elif(w_we):
-            m.d.comb += [wg.write.addr.eq(w_address),
-                         wg.write.data.eq(wg.word((new_w, Const(0, gw)))),
-                         wg.write.en.eq(wg.enable((Const(1), Const(0))))]
-        with m.Else():
-            m.d.comb += [wg.write.addr.eq(bus_wg_addr),
-                         wg.write.data.eq(wg.word((bus_wdata, Const(0, gw)))),
-                         wg.write.en.eq(wg.enable((bus_w_we, Const(0))))]
+        m.d.comb += [g_wr.addr.eq(g_address), g_wr.data.eq(g_sum), g_wr.en.eq(g_we),
+                     w_wr.addr.eq(Mux(w_we, w_address, bus_wg_addr)),
+                     w_wr.data.eq(Mux(w_we, new_w, bus_wdata)), w_wr.en.eq(w_we | bus_w_we)]
 
         # -- tails at t8: a forward row's activation, a backward column's sensitivity -------
         k8 = t8["layer"]

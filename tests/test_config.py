@@ -11,7 +11,7 @@ def test_parse_and_round_trip():
     assert NetConfig.from_dict(c.to_dict()) == c
     assert c.rows_of_pe(1, 3) == [3, 11]
     serial = NetConfig.from_strings("64-16-10", "leaky_relu,identity", engine="serial")
-    assert serial.pes == (1, 1) and serial.multipliers == 2
+    assert serial.pes == (1, 1) and serial.multipliers == 2 and serial.pes_text == "serial"
     assert NetConfig.from_dict(serial.to_dict()) == serial != c
 
 
