@@ -164,7 +164,7 @@ class SerialEngine(wiring.Component):
         inner_end, outer_end = Signal.like(inner), Signal.like(outer)
         issuing = Signal()
         drain = Signal(range(DRAIN + 1))
-        ends = {FWD: ([c for c in C], [r - 1 for r in n]), BWD: (n, [r - 1 for r in n_in]),
+        ends = {FWD: (C, [r - 1 for r in n]), BWD: (n, [r - 1 for r in n_in]),
                 UPD: ([c - 1 for c in C], [r - 1 for r in n]),
                 OUT: ([n[-1] - 1] * L, [0] * L), COPY: ([n[-1] - 1] * L, [0] * L)}
 
@@ -213,7 +213,8 @@ class SerialEngine(wiring.Component):
                                 m.next = "DRAIN"
                         with m.Case(COPY):
                             m.next = "DRAIN"
-            with m.State("GAP"):   # the last lam writes land before the copy reads them
+            with m.State("GAP"):   # the output unit's writes land before the copy reads them
+                # (a small network's forward passes may be shorter than the pipeline)
                 m.d.sync += drain.eq(drain + 1)
                 with m.If(drain == DRAIN):
                     m.d.sync += drain.eq(0)
