@@ -74,16 +74,13 @@ class LFSR(wiring.Component):
         s2 = Signal(32)
         s3 = Signal(32)
         m.d.comb += [s1.eq(x ^ (x << 13)[:32]), s2.eq(s1 ^ (s1 >> 17)), s3.eq(s2 ^ (s2 << 5)[:32])]
-        # the seeded state (seed ^ constant, or the constant where that is zero) and the load
-        # are registered here first: from the PE's copy, the test for zero and the load's
-        # multiplexer were 6.3 ns of wire and 4 LUTs (the ULX3S preset's slowest path asked
-        # for 75 MHz, 88.4 reached); with the seed registered but the test after it, the test,
-        # the multiplexer and the step were 5 LUTs and 8.6 ns of wire (99.4 MHz)
-        seeded, load = Signal(32), Signal()
-        m.d.sync += [seeded.eq(Mux(self.seed == self.constant, self.constant,
-                                   self.seed ^ self.constant)), load.eq(self.load)]
-        with m.If(load):
-            m.d.sync += x.eq(seeded)
+        # the seed and its load are registered here first: from the PE's copy, the test
+        # for zero and the load's multiplexer were 6.3 ns of wire and 4 LUTs (the ULX3S
+        # preset's slowest path asked for 75 MHz, 88.4 reached)
+        seed, load = Signal(32), Signal()
+        m.d.sync += [seed.eq(self.seed), load.eq(self.load)]
+        with m.If(load):   # seed ^ constant, or the constant where that is zero
+            m.d.sync += x.eq(Mux(seed == self.constant, self.constant, seed ^ self.constant))
         with m.Elif(self.step):
             m.d.sync += x.eq(s3)
         return m
