@@ -9,9 +9,10 @@ ULX3S_85F = register(Board(
     # The issue's network, 64-64-10, on 16 + 5 PEs of two lanes each: 85 of the 156
     # multipliers (a weight's and a gradient's per lane, and the loss's squarer) and 165 of
     # the 208 block RAMs (two per lane: a weight and its gradient share a word; the data set
-    # takes 76), 58.6k LUT4s, in 22 minutes beside another build: 96.4 MHz asked for 95 with
-    # the margin below (session 19; 92.9 asked for 90; without --tmg-ripup this netlist
-    # reached 83.0 asked for 75, 85.3 for 100); placements vary, so a design change may
+    # takes 76), 58.3k LUT4s, in 27 minutes beside another build: 99.35 MHz asked for 95
+    # with the margin below (session 20; session 19's netlist 96.4, and 92.9 asked for 90;
+    # without --tmg-ripup session 18's reached 83.0 asked for 75, 85.3 for 100); placements
+    # vary, so a design change may
     # need a lower --clock or another --seed (``seed``, 1 here, is the one built). With one
     # lane per PE (--mults 1,1: 43 multipliers) the same network reached 87-97 MHz.
     clock_mhz=95.0,
