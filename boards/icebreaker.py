@@ -6,7 +6,7 @@ from .board import Board, Capacity, register
 
 ICEBREAKER = register(Board(
     name="icebreaker", platform=ICEBreakerPlatform, family="ice40", oscillator="clk12",
-    clock_mhz=30.0,   # the preset reaches 33.6 at 95.7% fill (README: Limits)
+    clock_mhz=30.0,   # the preset reaches 31.2 at 95.6% fill (README: Limits)
     # 5,280 logic cells (LUT4 + flip-flop each), 8 SB_MAC16, 30 SB_RAM40_4K, 4 x 256 kbit SPRAM
     capacity=Capacity(luts=5280, ffs=5280, dsps=8, dsp_width=16, ram_blocks=30,
                       ram_block_bits=4096, ram_block_width=16, data_memory_bits=4 * 256 * 1024),

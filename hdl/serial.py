@@ -298,15 +298,6 @@ class SerialEngine(wiring.Component):
                      g_rd.addr.eq(Mux(running, wg_addr, bus_wg_addr))]
         for k in range(L):
             m.d.comb += skew_rd[k].addr.eq(skew_addr[k])
-        # register answers: the address registered, the read, its data registered, then the
-        # answer's register
-        ad_data, lam_data = Signal(regs.memory.shape), Signal(signed(sf.width))
-        m.d.sync += [ad_data.eq(regs.read.data), lam_data.eq(lam_rd.data),
-                     self.rd_a.eq(regs.field(ad_data, 0)), self.rd_d.eq(regs.field(ad_data, 1)),
-                     self.rd_lam.eq(lam_data)]
-        # weight and gradient answers: the read a cycle after the access, its data registered
-        m.d.sync += [self.w_rdata.eq(w_rd.data), self.g_rdata.eq(g_rd.data)]
-
         # -- t5: block RAM data, registered at t6 -------------------------------------------
         t5 = {k: st(k, 5) for k in ("valid", "phase", "layer", "bias", "row0")}
         w6, g6 = Signal(signed(mf.width)), Signal(signed(gw))
@@ -323,6 +314,11 @@ class SerialEngine(wiring.Component):
                      skew_a6.eq(Array(r.data.a for r in skew_rd)[t5["layer"]]),
                      skew_d6.eq(Array(r.data.d if k else Const(0, 2)
                                       for k, r in enumerate(skew_rd))[t5["layer"]])]
+        # the access bus's answers (idle: the block RAMs read its address): weights and
+        # gradients the data registered (READBACK_LATENCY), registers a cycle later
+        # (REGISTER_READ_LATENCY)
+        m.d.comb += [self.w_rdata.eq(w6), self.g_rdata.eq(g6)]
+        m.d.sync += [self.rd_a.eq(a6), self.rd_d.eq(d6), self.rd_lam.eq(lam6)]
         # t6: a forward pass's first row stores its operands (and d_{l-1}) in the skew buffer
         t6 = {k: st(k, 6) for k in ("valid", "phase", "layer", "row0", "col", "mac", "tail",
                                     "first", "bias")}

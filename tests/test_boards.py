@@ -119,7 +119,7 @@ def test_program_without_a_bitstream_or_tool_says_which(tmp_path, capsys, monkey
 
 # What CI builds, one per family, the whole flow in about two minutes each: the iCEBreaker
 # preset at its 30 MHz and its board's placement seed (the 64-16-10 digits network on the
-# serial engine, 96.7% of the UP5K's logic cells; 33.9 MHz reached, placements at this fill
+# serial engine, 95.6% of the UP5K's logic cells; 31.2 MHz reached, placements at this fill
 # vary by about 10% with the design); ECP5 place and route grows quickly
 # with the design, so CI builds a reduced configuration with two PEs, at the 100 MHz goal:
 # 113.3 reached at nextpnr's seed 1; the same netlist reached 94.0, 113.4 and 104.1 at seeds
