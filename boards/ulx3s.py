@@ -12,9 +12,9 @@ ULX3S_85F = register(Board(
     # takes 76), 58.3k LUT4s, in 27 minutes beside another build: 99.35 MHz asked for 95
     # with the margin below (session 20; session 19's netlist 96.4, and 92.9 asked for 90;
     # without --tmg-ripup session 18's reached 83.0 asked for 75, 85.3 for 100); placements
-    # vary, so a design change may
-    # need a lower --clock or another --seed (``seed``, 1 here, is the one built). With one
-    # lane per PE (--mults 1,1: 43 multipliers) the same network reached 87-97 MHz.
+    # vary, so a design change may need a lower --clock or another --seed (``seed``, 1 here,
+    # is the one built). With one lane per PE (--mults 1,1: 43 multipliers) the same network
+    # reached 87-97 MHz.
     clock_mhz=95.0,
     # 83,640 LUT4 and flip-flops, 156 MULT18X18D, 208 DP16KD of 18 kbit (36 bits wide)
     capacity=Capacity(luts=83640, ffs=83640, dsps=156, dsp_width=18, ram_blocks=208,

@@ -122,9 +122,10 @@ def test_program_without_a_bitstream_or_tool_says_which(tmp_path, capsys, monkey
 # serial engine, 95.6% of the UP5K's logic cells; 31.2 MHz reached, placements at this fill
 # vary by about 10% with the design); ECP5 place and route grows quickly
 # with the design, so CI builds a reduced configuration with two PEs, at the 100 MHz goal:
-# 113.3 reached at nextpnr's seed 1; the same netlist reached 94.0, 113.4 and 104.1 at seeds
-# 2, 3 and 4 (earlier netlists 82.4-116.2, the status counters' paths or the reset's fabric
-# net drawn across the chip), so the seed is pinned, and a design change may need another.
+# 112.6 reached at nextpnr's seed 1 (session 20; session 19's netlist 113.3, and 94.0, 113.4
+# and 104.1 at seeds 2, 3 and 4; earlier netlists 82.4-116.2, the status counters' paths or
+# the reset's fabric net drawn across the chip), so the seed is pinned, and a design change
+# may need another.
 CI_BUILDS = {
     "ice40": ["--board", "icebreaker", "--clock", "30"],
     "ecp5": ["--board", "ulx3s-85f", "--net", "4-3-2", "--act", "leaky_relu,identity",
